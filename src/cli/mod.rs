@@ -1,0 +1,80 @@
+//! The `cortexfit` command line: one file per subcommand, each with its `Args` and `run`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod config;
+mod demo;
+mod evaluate;
+mod experiment;
+mod info;
+mod predict;
+mod simulate;
+mod train;
+mod transfer;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cortexfit",
+    version,
+    about = "Fit data-driven deep-network models of mouse visual cortex to neural population responses",
+    long_about = "Fit data-driven deep-network models of mouse visual cortex (Lurz et al. 2020) to \
+recorded neural population responses: a convolutional core shared by all neurons, one readout per \
+recording, Poisson loss, early stopping on validation correlation; evaluation against the \
+repeat-based oracle."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Simulate a mouse-V1 population with known ground truth and write it as a FileTree dataset.
+    Simulate(simulate::Args),
+    /// Summarize a dataset: trials per tier, neurons, image size, repeats, oracle.
+    Info(info::Args),
+    /// Print a complete, commented run configuration for a preset.
+    Config(config::Args),
+    /// Train a model on one or more datasets.
+    Train(train::Args),
+    /// Evaluate a trained run on a tier of a dataset (per-neuron metrics, oracle, fraction oracle).
+    Evaluate(evaluate::Args),
+    /// Write a trained run's predictions for a tier (.npy and a Sensorium submission CSV).
+    Predict(predict::Args),
+    /// Simulate, train, evaluate and compare with the simulator's ground truth.
+    Demo(demo::Args),
+    /// Time training and evaluation steps of a preset on synthetic input.
+    Bench(bench::Args),
+    /// Freeze a trained core and fit new readouts on new neurons or a new animal.
+    Transfer(transfer::Args),
+    /// Run a family of fits (e.g. a data-efficiency curve) and plot the results.
+    #[command(subcommand)]
+    Experiment(experiment::Command),
+}
+
+/// Runs the command line; errors are printed as one message (with its causes), exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Simulate(args) => simulate::run(args),
+        Command::Info(args) => info::run(args),
+        Command::Config(args) => config::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
+        Command::Predict(args) => predict::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Transfer(args) => transfer::run(args),
+        Command::Experiment(cmd) => experiment::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

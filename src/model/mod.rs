@@ -1,0 +1,1 @@
+//! The model family of Lurz et al. 2020: core → readout (+ shifter, × modulator) → ELU+1.

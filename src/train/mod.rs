@@ -1,0 +1,2 @@
+//! The trainer: Adam, early stopping on validation correlation, LR decay with best-state
+//! restore, round-robin over datasets.

@@ -17,6 +17,7 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod experiment;
 pub mod io;
 pub mod metrics;
 pub mod model;

@@ -173,7 +173,10 @@ impl GoalDirectedCoreConfig {
         }
         let kept = all[..self.layers].to_vec();
         if !kept.contains(&PretrainedModule::Conv) {
-            bail!("goal-directed core: the first {} modules contain no convolution", self.layers);
+            bail!(
+                "goal-directed core: the first {} modules contain no convolution",
+                self.layers
+            );
         }
         Ok(kept)
     }
@@ -210,7 +213,9 @@ fn read_pretrained_convs(
         let view = match file.tensor(name) {
             Ok(v) => v,
             Err(safetensors::SafeTensorError::TensorNotFound(_)) => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("{}: tensor `{name}`", path.display())),
+            Err(e) => {
+                return Err(e).with_context(|| format!("{}: tensor `{name}`", path.display()));
+            }
         };
         let data = decode(view.dtype(), view.data())
             .with_context(|| format!("{}: tensor `{name}`", path.display()))?;
@@ -302,7 +307,13 @@ pub struct OutBatchNorm {
 }
 
 impl OutBatchNorm {
-    fn new(channels: usize, momentum: f64, eps: f64, dtype: Option<DType>, device: &Device) -> Self {
+    fn new(
+        channels: usize,
+        momentum: f64,
+        eps: f64,
+        dtype: Option<DType>,
+        device: &Device,
+    ) -> Self {
         let make = |v: f64| {
             let data = TensorData::new(vec![v; channels], [channels]);
             match dtype {
@@ -389,7 +400,9 @@ impl GoalDirectedCore {
         convs: Vec<PretrainedConv>,
         device: &Device,
     ) -> anyhow::Result<Self> {
-        let first = convs.first().context("goal-directed core: no convolution")?;
+        let first = convs
+            .first()
+            .context("goal-directed core: no convolution")?;
         let input_channels = first.shape[1];
         let output_channels = convs.last().expect("non-empty").shape[0];
         let mut conv_weights = Vec::new();
@@ -446,22 +459,23 @@ impl GoalDirectedCore {
         for m in &self.plan.modules {
             x = match m {
                 PretrainedModule::Conv => {
-                    let (mut w, mut b) = (
-                        self.conv_weights[conv].val(),
-                        self.conv_biases[conv].val(),
-                    );
+                    let (mut w, mut b) =
+                        (self.conv_weights[conv].val(), self.conv_biases[conv].val());
                     if !self.plan.fine_tune {
                         w = w.detach();
                         b = b.detach();
                     }
                     conv += 1;
                     let k = w.dims()[2];
-                    conv2d(x, w, Some(b), ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], 1))
+                    conv2d(
+                        x,
+                        w,
+                        Some(b),
+                        ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], 1),
+                    )
                 }
                 PretrainedModule::Relu => burn::tensor::activation::relu(x),
-                PretrainedModule::MaxPool => {
-                    max_pool2d(x, MaxPoolOptions::new([2, 2]))
-                }
+                PretrainedModule::MaxPool => max_pool2d(x, MaxPoolOptions::new([2, 2])),
             };
         }
         if let Some(bn) = &self.batch_norm {
@@ -504,8 +518,16 @@ impl GoalDirectedCore {
             let p = format!("{prefix}features.OutBatchNorm.");
             sd.insert(format!("{p}weight"), vec![n], v(bn.gamma.val()));
             sd.insert(format!("{p}bias"), vec![n], v(bn.beta.val()));
-            sd.insert(format!("{p}running_mean"), vec![n], v(bn.running_mean.value_sync()));
-            sd.insert(format!("{p}running_var"), vec![n], v(bn.running_var.value_sync()));
+            sd.insert(
+                format!("{p}running_mean"),
+                vec![n],
+                v(bn.running_mean.value_sync()),
+            );
+            sd.insert(
+                format!("{p}running_var"),
+                vec![n],
+                v(bn.running_var.value_sync()),
+            );
         }
     }
 
@@ -542,7 +564,10 @@ impl GoalDirectedCore {
             let device = bn.gamma.val().device();
             let load = |name: &str| -> anyhow::Result<Tensor<1>> {
                 let e = sd.get(&format!("{p}{name}"), &[n])?;
-                Ok(Tensor::from_data(TensorData::new(e.data.clone(), [n]), &device))
+                Ok(Tensor::from_data(
+                    TensorData::new(e.data.clone(), [n]),
+                    &device,
+                ))
             };
             bn.gamma = Param::from_tensor(load("weight")?);
             bn.beta = Param::from_tensor(load("bias")?);

@@ -37,7 +37,16 @@ fn random(rng: &mut ChaCha8Rng, n: usize) -> Vec<f64> {
 }
 
 /// Direct convolution, "same" padding, (C,H,W) → (O,H,W).
-fn conv_ref(x: &[f64], c: usize, h: usize, w: usize, wt: &[f64], b: &[f64], o: usize, k: usize) -> Vec<f64> {
+fn conv_ref(
+    x: &[f64],
+    c: usize,
+    h: usize,
+    w: usize,
+    wt: &[f64],
+    b: &[f64],
+    o: usize,
+    k: usize,
+) -> Vec<f64> {
     let p = (k / 2) as isize;
     let mut y = vec![0.0; o * h * w];
     for oc in 0..o {
@@ -47,7 +56,8 @@ fn conv_ref(x: &[f64], c: usize, h: usize, w: usize, wt: &[f64], b: &[f64], o: u
                 for ic in 0..c {
                     for di in 0..k {
                         for dj in 0..k {
-                            let (ii, jj) = (i as isize + di as isize - p, j as isize + dj as isize - p);
+                            let (ii, jj) =
+                                (i as isize + di as isize - p, j as isize + dj as isize - p);
                             if ii < 0 || jj < 0 || ii >= h as isize || jj >= w as isize {
                                 continue;
                             }
@@ -155,7 +165,10 @@ fn forward_matches_direct_computation() {
         let expected: Vec<f64> = a.into_iter().map(|v| v.max(0.0)).collect();
         let got_n = &got[n * 24..(n + 1) * 24];
         for (g, e) in got_n.iter().zip(&expected) {
-            assert!((g - e).abs() < 1e-4 * (1.0 + e.abs()), "got {g}, expected {e}");
+            assert!(
+                (g - e).abs() < 1e-4 * (1.0 + e.abs()),
+                "got {g}, expected {e}"
+            );
         }
         assert!(expected.iter().any(|v| *v > 0.0), "degenerate test network");
     }
@@ -169,25 +182,48 @@ fn vgg16_truncation_follows_torchvision_positions() {
     write_weights(
         &path,
         &[
-            ("features.0.weight".into(), vec![4, 3, 3, 3], random(&mut rng, 108)),
+            (
+                "features.0.weight".into(),
+                vec![4, 3, 3, 3],
+                random(&mut rng, 108),
+            ),
             ("features.0.bias".into(), vec![4], random(&mut rng, 4)),
-            ("features.2.weight".into(), vec![5, 4, 3, 3], random(&mut rng, 180)),
+            (
+                "features.2.weight".into(),
+                vec![5, 4, 3, 3],
+                random(&mut rng, 180),
+            ),
             ("features.2.bias".into(), vec![5], random(&mut rng, 5)),
         ],
     );
     let device = Device::flex();
     let config = GoalDirectedCoreConfig::vgg16(&path);
     use PretrainedModule::*;
-    assert_eq!(config.truncated_modules().unwrap(), vec![Conv, Relu, Conv, Relu]);
+    assert_eq!(
+        config.truncated_modules().unwrap(),
+        vec![Conv, Relu, Conv, Relu]
+    );
     let core = config.init(&device).unwrap();
     assert_eq!(core.output_shape([1, 36, 64]), [5, 36, 64]);
-    let five = GoalDirectedCoreConfig { layers: 5, ..config.clone() };
-    assert_eq!(five.init(&device).unwrap().output_shape([1, 36, 64]), [5, 18, 32]);
+    let five = GoalDirectedCoreConfig {
+        layers: 5,
+        ..config.clone()
+    };
+    assert_eq!(
+        five.init(&device).unwrap().output_shape([1, 36, 64]),
+        [5, 18, 32]
+    );
     // The sixth module is the conv `features.5`, which this file lacks: a clear error.
-    let six = GoalDirectedCoreConfig { layers: 6, ..config.clone() };
+    let six = GoalDirectedCoreConfig {
+        layers: 6,
+        ..config.clone()
+    };
     let err = format!("{:#}", six.init(&device).unwrap_err());
     assert!(err.contains("features.5.weight"), "{err}");
-    let too_many = GoalDirectedCoreConfig { layers: 32, ..config };
+    let too_many = GoalDirectedCoreConfig {
+        layers: 32,
+        ..config
+    };
     let err = format!("{:#}", too_many.init(&device).unwrap_err());
     assert!(err.contains("31 modules"), "{err}");
 }
@@ -204,13 +240,26 @@ fn wrong_shapes_and_files_are_reported() {
         ],
     );
     let device = Device::flex();
-    let err = format!("{:#}", GoalDirectedCoreConfig::vgg16(&path).init(&device).unwrap_err());
-    assert!(err.contains("features.2.weight") && err.contains("input channels"), "{err}");
+    let err = format!(
+        "{:#}",
+        GoalDirectedCoreConfig::vgg16(&path)
+            .init(&device)
+            .unwrap_err()
+    );
+    assert!(
+        err.contains("features.2.weight") && err.contains("input channels"),
+        "{err}"
+    );
     let missing = GoalDirectedCoreConfig::vgg16(dir.path().join("none.safetensors"));
     let err = format!("{:#}", missing.init(&device).unwrap_err());
     assert!(err.contains("none.safetensors"), "{err}");
     std::fs::write(&path, b"not a safetensors file").unwrap();
-    let err = format!("{:#}", GoalDirectedCoreConfig::vgg16(&path).init(&device).unwrap_err());
+    let err = format!(
+        "{:#}",
+        GoalDirectedCoreConfig::vgg16(&path)
+            .init(&device)
+            .unwrap_err()
+    );
     assert!(err.contains("not a safetensors file"), "{err}");
 }
 
@@ -221,7 +270,10 @@ fn pretrained_weights_are_frozen_unless_fine_tuned() {
     small_net(&path);
     let device = Device::flex().autodiff();
     let mut rng = ChaCha8Rng::seed_from_u64(2);
-    let x = Tensor::<4>::from_data(TensorData::new(random(&mut rng, 2 * 48), [2, 1, 6, 8]), &device);
+    let x = Tensor::<4>::from_data(
+        TensorData::new(random(&mut rng, 2 * 48), [2, 1, 6, 8]),
+        &device,
+    );
     for fine_tune in [false, true] {
         let config = GoalDirectedCoreConfig {
             final_batch_norm: true,
@@ -234,7 +286,10 @@ fn pretrained_weights_are_frozen_unless_fine_tuned() {
         let conv_grad = core.conv_weights[0].val().grad(&grads);
         assert_eq!(conv_grad.is_some(), fine_tune, "fine_tune = {fine_tune}");
         let bn = core.batch_norm.as_ref().unwrap();
-        assert!(bn.gamma.val().grad(&grads).is_some(), "the final batch norm is trainable");
+        assert!(
+            bn.gamma.val().grad(&grads).is_some(),
+            "the final batch norm is trainable"
+        );
     }
 }
 
@@ -246,8 +301,18 @@ fn batch_norm_running_statistics_follow_pytorch() {
     let vals: Vec<f64> = (1..=8).map(f64::from).collect();
     let x = Tensor::<4>::from_data(TensorData::new(vals, [2, 1, 2, 2]), &device);
     let y = bn.forward(x.clone(), true);
-    let mean: Vec<f64> = bn.running_mean.value_sync().into_data().iter::<f64>().collect();
-    let var: Vec<f64> = bn.running_var.value_sync().into_data().iter::<f64>().collect();
+    let mean: Vec<f64> = bn
+        .running_mean
+        .value_sync()
+        .into_data()
+        .iter::<f64>()
+        .collect();
+    let var: Vec<f64> = bn
+        .running_var
+        .value_sync()
+        .into_data()
+        .iter::<f64>()
+        .collect();
     assert!((mean[0] - 0.45).abs() < 1e-6, "{mean:?}");
     assert!((var[0] - (0.9 + 0.1 * 6.0)).abs() < 1e-5, "{var:?}");
     // Training output uses the biased batch variance (5.25).
@@ -255,7 +320,10 @@ fn batch_norm_running_statistics_follow_pytorch() {
     assert!((first - (1.0 - 4.5) / (5.25f64 + 1e-5).sqrt()).abs() < 1e-5);
     // Evaluation uses the running statistics.
     let e = values(bn.forward(x, false))[0];
-    assert!((e - (1.0 - 0.45) / (1.5f64 + 1e-5).sqrt()).abs() < 1e-5, "{e}");
+    assert!(
+        (e - (1.0 - 0.45) / (1.5f64 + 1e-5).sqrt()).abs() < 1e-5,
+        "{e}"
+    );
 }
 
 #[test]
@@ -274,8 +342,21 @@ fn state_round_trip_reproduces_outputs() {
     core.forward(x.clone(), true); // moves the running statistics away from their init
     let mut sd = StateDict::default();
     core.export_state("core.", &mut sd);
-    assert!(sd.entries.contains_key("core.features.TransferLearning.3.weight"));
-    assert!(sd.entries.contains_key("core.features.OutBatchNorm.running_var"));
-    let fresh = config.init(&device).unwrap().import_state("core.", &sd).unwrap();
-    assert_eq!(values(core.forward(x.clone(), false)), values(fresh.forward(x, false)));
+    assert!(
+        sd.entries
+            .contains_key("core.features.TransferLearning.3.weight")
+    );
+    assert!(
+        sd.entries
+            .contains_key("core.features.OutBatchNorm.running_var")
+    );
+    let fresh = config
+        .init(&device)
+        .unwrap()
+        .import_state("core.", &sd)
+        .unwrap();
+    assert_eq!(
+        values(core.forward(x.clone(), false)),
+        values(fresh.forward(x, false))
+    );
 }

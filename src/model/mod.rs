@@ -1,4 +1,4 @@
 //! The model family of Lurz et al. 2020: core → readout (+ shifter, × modulator) → ELU+1.
 
-pub mod state_dict;
 pub mod goal_directed;
+pub mod state_dict;

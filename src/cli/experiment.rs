@@ -72,7 +72,8 @@ fn absolute(p: &std::path::Path) -> anyhow::Result<PathBuf> {
 fn data_efficiency(args: DataEfficiencyArgs) -> anyhow::Result<()> {
     let conditions: Vec<Condition> =
         parse_list(&args.conditions, "--conditions").map_err(anyhow::Error::msg)?;
-    let images: Vec<ImageCount> = parse_list(&args.images, "--images").map_err(anyhow::Error::msg)?;
+    let images: Vec<ImageCount> =
+        parse_list(&args.images, "--images").map_err(anyhow::Error::msg)?;
     let seeds: Vec<u64> = parse_list(&args.seeds, "--seeds").map_err(anyhow::Error::msg)?;
     if conditions.contains(&Condition::Transfer) && args.core.is_none() {
         anyhow::bail!("--conditions includes `transfer`: give the source run with --core RUN");
@@ -90,7 +91,11 @@ fn data_efficiency(args: DataEfficiencyArgs) -> anyhow::Result<()> {
         })
     };
     let config = source(&args.config)?;
-    let goal_directed_config = args.goal_directed_config.as_deref().map(source).transpose()?;
+    let goal_directed_config = args
+        .goal_directed_config
+        .as_deref()
+        .map(source)
+        .transpose()?;
     let data = absolute(&args.data)?;
     let core = args.core.as_deref().map(absolute).transpose()?;
     let out = absolute(&args.out)?;

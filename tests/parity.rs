@@ -6,3 +6,6 @@
 
 #[path = "parity/fixtures.rs"]
 mod fixtures;
+
+#[path = "parity/readouts.rs"]
+mod readouts;

@@ -1,0 +1,221 @@
+//! Parity of the readout family with neuralpredictors (fixtures README §1–§4, §9), in float64.
+
+use burn::module::Param;
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use cortexfit::model::readout::Reduction;
+use cortexfit::model::readout::gaussian::{GaussType, GaussianReadout, GaussianSettings};
+use cortexfit::model::readout::linear::TorchLinear;
+use cortexfit::model::readout::retinotopy::{GridPredictor, normalize_cortex_coordinates};
+
+use super::fixtures::{Array, Fixture, assert_close};
+
+const REL: f64 = 1e-12;
+
+fn device() -> Device {
+    Device::flex().autodiff()
+}
+
+fn t<const D: usize>(a: &Array, device: &Device) -> Tensor<D> {
+    let shape: [usize; D] = a.shape.clone().try_into().expect("rank");
+    Tensor::from_data(TensorData::new(a.data.clone(), shape), (device, DType::F64))
+}
+
+fn p<const D: usize>(a: &Array, device: &Device) -> Param<Tensor<D>> {
+    Param::from_tensor(t(a, device))
+}
+
+fn v<const D: usize>(x: Tensor<D>) -> Vec<f64> {
+    x.into_data().iter::<f64>().collect()
+}
+
+fn gaussian(f: &Fixture, prefix: &str, mu: Option<&str>, device: &Device) -> GaussianReadout {
+    let features = f.get(&format!("{prefix}features"));
+    GaussianReadout {
+        mu: mu.map(|m| p(f.get(m), device)),
+        grid_predictor: None,
+        sigma: p(f.get(&format!("{prefix}sigma")), device),
+        features: Some(p(features, device)),
+        feature_scales: None,
+        bias: Some(p(f.get(&format!("{prefix}bias")), device)),
+        settings: GaussianSettings {
+            gauss_type: GaussType::Full,
+            feature_reg_weight: 1.0,
+            reduction: Reduction::Sum,
+            n_channels: features.shape[0],
+            n_neurons: features.shape[1],
+            sharing: None,
+        },
+    }
+}
+
+#[test]
+fn gaussian_readout_eval_shift_train_and_gradients() {
+    let f = Fixture::load("gaussian_readout");
+    let device = device();
+    let mut readout = gaussian(&f, "", Some("mu_raw"), &device);
+    readout.settings.feature_reg_weight = f.get("feature_reg_weight").scalar();
+    let x: Tensor<4> = t(f.get("x"), &device).require_grad();
+
+    assert_close(
+        "positions_eval",
+        &v(readout.positions()),
+        &f.get("positions_eval").data,
+        REL,
+    );
+
+    // Evaluation and its gradients.
+    let y = readout.forward(x.clone(), None, false, None);
+    assert_close("y_eval", &v(y.clone()), &f.get("y_eval").data, REL);
+    let grads = y.sum().backward();
+    let g = |p: &Param<Tensor<2>>| v(p.val().grad(&grads).expect("grad"));
+    assert_close(
+        "grad_mu",
+        &g(readout.mu.as_ref().unwrap()),
+        &f.get("grad_mu").data,
+        REL,
+    );
+    assert_close(
+        "grad_features",
+        &g(readout.features.as_ref().unwrap()),
+        &f.get("grad_features").data,
+        REL,
+    );
+    let gb = v(readout.bias.as_ref().unwrap().val().grad(&grads).unwrap());
+    assert_close("grad_bias", &gb, &f.get("grad_bias").data, REL);
+    let gs = readout
+        .sigma
+        .val()
+        .grad(&grads)
+        .map(v)
+        .unwrap_or_else(|| vec![0.0; 80]);
+    assert_close("grad_sigma_eval", &gs, &f.get("grad_sigma_eval").data, REL);
+    assert_close(
+        "grad_x",
+        &v(x.grad(&grads).unwrap()),
+        &f.get("grad_x").data,
+        REL,
+    );
+    // Where the μ gradient may be non-zero: strictly inside (−1, 1).
+    let passes = &f.get("grad_mu_passes").data;
+    for (i, (gm, ok)) in g(readout.mu.as_ref().unwrap())
+        .iter()
+        .zip(passes)
+        .enumerate()
+    {
+        if *ok == 0.0 {
+            assert_eq!(*gm, 0.0, "grad_mu[{i}] must be blocked by the clamp");
+        }
+    }
+
+    // Shift.
+    let shift: Tensor<2> = t(f.get("shift"), &device);
+    let y_shift = readout.forward(x.clone().detach(), Some(shift), false, None);
+    assert_close("y_shift", &v(y_shift), &f.get("y_shift").data, REL);
+
+    // Training mode with the fixture's draws.
+    let z: Tensor<3> = t(f.get("z"), &device);
+    assert_close(
+        "positions_train",
+        &v(readout.sampled_positions(z.clone())),
+        &f.get("positions_train").data,
+        REL,
+    );
+    let y_train = readout.forward_with_noise(x.clone(), None, Some(z), None);
+    assert_close("y_train", &v(y_train.clone()), &f.get("y_train").data, REL);
+    let grads = y_train.sum().backward();
+    assert_close(
+        "grad_mu_train",
+        &v(readout.mu.as_ref().unwrap().val().grad(&grads).unwrap()),
+        &f.get("grad_mu_train").data,
+        REL,
+    );
+    assert_close(
+        "grad_sigma_train",
+        &v(readout.sigma.val().grad(&grads).unwrap()),
+        &f.get("grad_sigma_train").data,
+        REL,
+    );
+    assert_close(
+        "grad_x_train",
+        &v(x.grad(&grads).unwrap()),
+        &f.get("grad_x_train").data,
+        REL,
+    );
+
+    // Regularisers.
+    assert_close(
+        "feature_l1_sum",
+        &v(readout.feature_l1(None, Reduction::Sum)),
+        &[f.get("feature_l1_sum").scalar()],
+        REL,
+    );
+    assert_close(
+        "regularizer_sum",
+        &v(readout.regularizer(None)),
+        &[f.get("regularizer_sum").scalar()],
+        REL,
+    );
+    readout.settings.reduction = Reduction::Mean;
+    assert_close(
+        "regularizer_mean",
+        &v(readout.regularizer(None)),
+        &[f.get("regularizer_mean").scalar()],
+        REL,
+    );
+}
+
+#[test]
+fn grid_predictor_normalization_and_both_variants() {
+    let f = Fixture::load("grid_predictor");
+    let device = device();
+    let coords: Vec<[f64; 3]> = f
+        .get("coords_xyz")
+        .data
+        .chunks(3)
+        .map(|c| [c[0], c[1], c[2]])
+        .collect();
+    let grid = normalize_cortex_coordinates(&coords);
+    assert_close(
+        "source_grid_normalized",
+        &grid,
+        &f.get("source_grid_normalized").data,
+        REL,
+    );
+    for (tag, n_layers, tanh) in [("a", 1, false), ("b", 2, true)] {
+        let layers = (0..n_layers)
+            .map(|l| {
+                let w = f.get(&format!("{tag}_linear{l}_weight"));
+                let b = f.get(&format!("{tag}_linear{l}_bias"));
+                TorchLinear::from_values(
+                    &w.data,
+                    &b.data,
+                    w.shape[1],
+                    w.shape[0],
+                    Some(DType::F64),
+                    &device,
+                )
+            })
+            .collect();
+        let mut readout = gaussian(&f, &format!("{tag}_"), None, &device);
+        readout.grid_predictor = Some(GridPredictor::with_layers(layers, &grid, tanh, &device));
+        assert_close(
+            &format!("{tag}_mu"),
+            &v(readout.mean_positions()),
+            &f.get(&format!("{tag}_mu")).data,
+            REL,
+        );
+        assert_close(
+            &format!("{tag}_positions_eval"),
+            &v(readout.positions()),
+            &f.get(&format!("{tag}_positions_eval")).data,
+            REL,
+        );
+        let y = readout.forward(t(f.get("x"), &device), None, false, None);
+        assert_close(
+            &format!("{tag}_y_eval"),
+            &v(y),
+            &f.get(&format!("{tag}_y_eval")).data,
+            REL,
+        );
+    }
+}

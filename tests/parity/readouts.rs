@@ -219,3 +219,153 @@ fn grid_predictor_normalization_and_both_variants() {
         );
     }
 }
+
+#[test]
+fn factorized_readout_outputs_and_l1_forms() {
+    use cortexfit::model::readout::factorized::{FactorizedReadout, FactorizedSettings};
+    let f = Fixture::load("factorized_readout");
+    let device = device();
+    let x: Tensor<4> = t(f.get("x"), &device);
+    for (tag, normalize) in [("unnormalized", false), ("normalized", true)] {
+        let readout = FactorizedReadout {
+            spatial: p(f.get("spatial"), &device),
+            features: p(f.get("features"), &device),
+            bias: Some(p(f.get("bias"), &device)),
+            settings: FactorizedSettings {
+                normalize,
+                constrain_pos: false,
+                positive_weights: false,
+                positive_spatial: false,
+                feature_reg_weight: 1.0,
+                reduction: Reduction::Sum,
+            },
+        };
+        let get = |k: &str| f.get(&format!("{tag}_{k}"));
+        assert_close(
+            &format!("{tag} Ŝ"),
+            &v(readout.normalized_spatial()),
+            &get("normalized_spatial").data,
+            REL,
+        );
+        assert_close(
+            &format!("{tag}_y"),
+            &v(readout.forward(x.clone())),
+            &get("y").data,
+            REL,
+        );
+        let paired = v(readout.feature_l1(Reduction::Sum));
+        assert_close(
+            &format!("{tag} paired l1"),
+            &paired,
+            &[get("l1_paired_reference").scalar()],
+            REL,
+        );
+        assert_close(
+            &format!("{tag} regularizer"),
+            &v(readout.regularizer()),
+            &[get("l1_paired_reference").scalar()],
+            REL,
+        );
+        let quirk = v(readout.reference_quirk_l1(Reduction::Sum));
+        assert_close(
+            &format!("{tag}_l1_sum"),
+            &quirk,
+            &[get("l1_sum").scalar()],
+            REL,
+        );
+        assert_close(
+            &format!("{tag}_regularizer_sum"),
+            &quirk,
+            &[get("regularizer_sum").scalar()],
+            REL,
+        );
+        let quirk_mean = v(readout.reference_quirk_l1(Reduction::Mean));
+        assert_close(
+            &format!("{tag}_l1_mean"),
+            &quirk_mean,
+            &[get("l1_mean").scalar()],
+            REL,
+        );
+        assert!(
+            (paired[0] - quirk[0]).abs() > 1e-6 * quirk[0].abs(),
+            "the paired form must differ from the library quirk"
+        );
+    }
+}
+
+#[test]
+fn point_pooled_readout_pyramid_outputs_and_shift() {
+    use cortexfit::model::readout::point_pooled::{PointPooledReadout, PointPooledSettings};
+    let f = Fixture::load("point_pooled_readout");
+    let device = device();
+    let readout = PointPooledReadout {
+        grid: p(f.get("grid_raw"), &device),
+        features: p(f.get("features"), &device),
+        bias: Some(p(f.get("bias"), &device)),
+        settings: PointPooledSettings {
+            pool_steps: f.get("pool_steps").scalar() as usize,
+            pool_kern: f.get("pool_kern").scalar() as usize,
+            feature_reg_weight: 1.0,
+            reduction: Reduction::Sum,
+        },
+    };
+    let x: Tensor<4> = t(f.get("x"), &device);
+    let levels = readout.pyramid(x.clone());
+    assert_close(
+        "pooled1",
+        &v(levels[1].clone()),
+        &f.get("pooled1").data,
+        REL,
+    );
+    assert_close(
+        "pooled2",
+        &v(levels[2].clone()),
+        &f.get("pooled2").data,
+        REL,
+    );
+    assert_close("grid", &v(readout.points()), &f.get("grid").data, REL);
+    assert_close(
+        "y_eval",
+        &v(readout.forward(x.clone(), None)),
+        &f.get("y_eval").data,
+        REL,
+    );
+    let shift: Tensor<2> = t(f.get("shift"), &device);
+    assert_close(
+        "y_shift",
+        &v(readout.forward(x, Some(shift))),
+        &f.get("y_shift").data,
+        REL,
+    );
+    assert_close(
+        "regularizer_sum",
+        &v(readout.regularizer()),
+        &[f.get("regularizer_sum").scalar()],
+        REL,
+    );
+}
+
+#[test]
+fn mlp_shifter_matches_reference() {
+    use cortexfit::model::shifter::MlpShifter;
+    let f = Fixture::load("shifter");
+    let device = device();
+    let layers = (0..3)
+        .map(|l| {
+            let w = f.get(&format!("linear{l}_weight"));
+            let b = f.get(&format!("linear{l}_bias"));
+            TorchLinear::from_values(
+                &w.data,
+                &b.data,
+                w.shape[1],
+                w.shape[0],
+                Some(DType::F64),
+                &device,
+            )
+        })
+        .collect();
+    let shifter = MlpShifter { layers };
+    let shift = shifter.forward(t(f.get("pupil_center"), &device));
+    assert_close("shift", &v(shift), &f.get("shift").data, REL);
+    assert_eq!(f.get("regularizer").scalar(), 0.0);
+}

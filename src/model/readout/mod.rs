@@ -8,8 +8,10 @@
 //! - [`multi`]: one readout per dataset (data key).
 
 pub mod bilinear;
+pub mod factorized;
 pub mod gaussian;
 pub mod linear;
+pub mod point_pooled;
 pub mod retinotopy;
 pub mod tensor_util;
 

@@ -9,15 +9,20 @@
 
 pub mod bilinear;
 pub mod factorized;
+pub mod feature_sharing;
 pub mod gaussian;
 pub mod linear;
+pub mod multi;
 pub mod point_pooled;
 pub mod retinotopy;
 pub mod tensor_util;
 
 use serde::{Deserialize, Serialize};
 
+pub use factorized::{FactorizedReadout, FactorizedReadoutConfig};
 pub use gaussian::{GaussType, GaussianReadout, GaussianReadoutConfig};
+pub use multi::{MultiReadout, Readout, ReadoutError, ReadoutInput};
+pub use point_pooled::{PointPooledReadout, PointPooledReadoutConfig};
 pub use retinotopy::{GridPredictor, GridPredictorConfig};
 
 /// How a regulariser aggregates |weights|.
@@ -44,4 +49,23 @@ pub enum InitScheme {
     /// activity or 0.
     #[serde(rename = "neuralpredictors")]
     Neuralpredictors,
+}
+
+/// The readout of every dataset, chosen by `type` in the run config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)]
+pub enum ReadoutConfig {
+    /// `type = "gaussian"`: Lurz et al. 2020.
+    Gaussian(GaussianReadoutConfig),
+    /// `type = "factorized"`: Klindt et al. 2017.
+    Factorized(FactorizedReadoutConfig),
+    /// `type = "point_pooled"`: Sinz et al. 2018.
+    PointPooled(PointPooledReadoutConfig),
+}
+
+impl Default for ReadoutConfig {
+    fn default() -> Self {
+        ReadoutConfig::Gaussian(GaussianReadoutConfig::default())
+    }
 }

@@ -172,3 +172,63 @@ impl Modulator {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn gain_is_positive_per_neuron_and_one_for_zero_weights() {
+        let device = Device::flex();
+        let keys = vec!["a".to_string(), "b".to_string()];
+        let m = Modulator::init(&ModulatorConfig::default(), &keys, 3, &[4, 6], 0, &device);
+        device.seed(1);
+        let behavior = Tensor::<2>::random([5, 3], Distribution::Normal(0.0, 2.0), &device);
+        let gain = m.forward(1, behavior.clone());
+        assert_eq!(gain.dims(), [5, 6]);
+        let g: Vec<f32> = gain.into_data().iter::<f32>().collect();
+        assert!(g.iter().all(|&v| v > 0.0));
+        let zero = MlpModulator {
+            layers: m.networks[0]
+                .layers
+                .iter()
+                .map(|l| TorchLinear {
+                    weight: l.weight.clone().map(|w| w.zeros_like()),
+                    bias: l.bias.clone().map(|b| b.zeros_like()),
+                })
+                .collect(),
+        };
+        let g: Vec<f32> = zero.forward(behavior).into_data().iter::<f32>().collect();
+        assert!(g.iter().all(|&v| v == 1.0), "{g:?}");
+        let reg: Vec<f32> = Modulator {
+            networks: vec![zero],
+            data_keys: vec!["a".into()],
+            gamma_modulator: 3.0,
+        }
+        .regularizer(0)
+        .into_data()
+        .iter::<f32>()
+        .collect();
+        assert_eq!(reg, vec![0.0]);
+        let reg: Vec<f32> = m.regularizer(0).into_data().iter::<f32>().collect();
+        assert_eq!(reg, vec![0.0], "gamma 0 by default");
+    }
+
+    #[test]
+    fn state_dict_round_trip() {
+        let device = Device::flex();
+        let keys = vec!["a".to_string()];
+        let cfg = ModulatorConfig::default();
+        let m = Modulator::init(&cfg, &keys, 3, &[4], 0, &device);
+        let mut sd = StateDict::default();
+        m.export_state(&mut sd);
+        assert_eq!(sd.entries["modulator.a.mlp.2.weight"].shape, vec![4, 5]);
+        let other = Modulator::init(&cfg, &keys, 3, &[4], 9, &device)
+            .import_state(&sd)
+            .unwrap();
+        let mut sd2 = StateDict::default();
+        other.export_state(&mut sd2);
+        assert_eq!(sd, sd2);
+    }
+}

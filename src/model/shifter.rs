@@ -154,3 +154,37 @@ impl Shifter {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shifts_are_bounded_and_state_dict_round_trips() {
+        let device = Device::flex();
+        let keys = vec!["20457-5-9-0".to_string(), "b".to_string()];
+        let s = Shifter::init(&ShifterConfig::default(), &keys, 0, &device);
+        let pupil = Tensor::<2>::from_floats([[0.0, 0.0], [30.0, -40.0]], &device);
+        let shift = s.forward(0, pupil.clone());
+        assert_eq!(shift.dims(), [2, 2]);
+        let v: Vec<f32> = shift.into_data().iter::<f32>().collect();
+        assert!(v.iter().all(|x| x.abs() < 1.0));
+        let mut sd = StateDict::default();
+        s.export_state(&mut sd);
+        assert_eq!(
+            sd.entries["shifter.20457-5-9-0.mlp.4.weight"].shape,
+            vec![2, 5]
+        );
+        assert_eq!(sd.entries["shifter.b.mlp.0.bias"].shape, vec![5]);
+        let t = Shifter::init(&ShifterConfig::default(), &keys, 1, &device)
+            .import_state(&sd)
+            .unwrap();
+        let a: Vec<f32> = s
+            .forward(1, pupil.clone())
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        let b: Vec<f32> = t.forward(1, pupil).into_data().iter::<f32>().collect();
+        assert_eq!(a, b);
+    }
+}

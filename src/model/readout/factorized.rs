@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Reduction;
 use super::gaussian::replace;
-use super::tensor_util::{param_from_f64, to_f64_vec};
+use super::tensor_util::{param_from_f64, to_f64_vec, trainable_leaf};
 use crate::model::state_dict::{StateDict, StateDictError};
 
 /// Settings of a factorized readout.
@@ -216,14 +216,10 @@ impl FactorizedReadout {
     /// ≥ 0; positive_weights: features ≥ 0); the trainer may call it after each step.
     pub fn constrain(mut self) -> Self {
         if self.settings.constrain_pos {
-            self.spatial = self
-                .spatial
-                .map(|t| t.detach().clamp_min(0.0).require_grad());
+            self.spatial = self.spatial.map(|t| trainable_leaf(t.clamp_min(0.0)));
         }
         if self.settings.constrain_pos || self.settings.positive_weights {
-            self.features = self
-                .features
-                .map(|t| t.detach().clamp_min(0.0).require_grad());
+            self.features = self.features.map(|t| trainable_leaf(t.clamp_min(0.0)));
         }
         self
     }
@@ -232,7 +228,7 @@ impl FactorizedReadout {
     pub fn set_bias(&mut self, bias: Tensor<1>) {
         if let Some(b) = self.bias.take() {
             let dtype = b.val().dtype();
-            self.bias = Some(b.map(|_| bias.cast(dtype).detach().require_grad()));
+            self.bias = Some(b.map(|_| trainable_leaf(bias.cast(dtype))));
         }
     }
 

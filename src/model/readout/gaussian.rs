@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::bilinear::{bilinear_sample, clamp_positions, clamp_straight_through};
 use super::linear::TorchLinear;
 use super::retinotopy::{GridPredictor, GridPredictorConfig};
-use super::tensor_util::{param_from_f64, tensor_from_f64, to_f64_vec};
+use super::tensor_util::{param_from_f64, tensor_from_f64, to_f64_vec, trainable_leaf};
 use super::{InitScheme, Reduction};
 use crate::model::state_dict::{StateDict, StateDictError};
 
@@ -399,7 +399,7 @@ impl GaussianReadout {
     pub fn set_bias(&mut self, bias: Tensor<1>) {
         if let Some(b) = self.bias.take() {
             let dtype = b.val().dtype();
-            self.bias = Some(b.map(|_| bias.cast(dtype).detach().require_grad()));
+            self.bias = Some(b.map(|_| trainable_leaf(bias.cast(dtype))));
         }
     }
 
@@ -407,7 +407,7 @@ impl GaussianReadout {
     /// trainer calls this after each optimiser step so μ cannot drift beyond the map.
     pub fn clamp_mu(mut self) -> Self {
         if let Some(mu) = self.mu.take() {
-            self.mu = Some(mu.map(|t| t.detach().clamp(-1.0, 1.0).require_grad()));
+            self.mu = Some(mu.map(|t| trainable_leaf(t.clamp(-1.0, 1.0))));
         }
         self
     }
@@ -495,7 +495,12 @@ pub(crate) fn replace<const D: usize>(
     let entry = sd.get(name, shape)?;
     Ok(Some(param.map(|t| {
         let dims = t.dims();
-        tensor_from_f64(&entry.data, dims, Some(t.dtype()), &t.device()).require_grad()
+        trainable_leaf(tensor_from_f64(
+            &entry.data,
+            dims,
+            Some(t.dtype()),
+            &t.device(),
+        ))
     })))
 }
 

@@ -69,3 +69,6 @@ impl Default for ReadoutConfig {
         ReadoutConfig::Gaussian(GaussianReadoutConfig::default())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -103,15 +103,15 @@ impl MultiReadout {
             return Err(ReadoutError::NoDatasets);
         }
         for input in inputs {
-            if let Some(m) = &input.mean_activity {
-                if m.len() != input.n_neurons {
-                    return Err(ReadoutError::Length {
-                        data_key: input.data_key.clone(),
-                        what: "mean_activity",
-                        actual: m.len(),
-                        expected: input.n_neurons,
-                    });
-                }
+            if let Some(m) = &input.mean_activity
+                && m.len() != input.n_neurons
+            {
+                return Err(ReadoutError::Length {
+                    data_key: input.data_key.clone(),
+                    what: "mean_activity",
+                    actual: m.len(),
+                    expected: input.n_neurons,
+                });
             }
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);

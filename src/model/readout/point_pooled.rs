@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::Reduction;
 use super::bilinear::{bilinear_sample, clamp_straight_through};
 use super::gaussian::replace;
-use super::tensor_util::{param_from_f64, to_f64_vec};
+use super::tensor_util::{param_from_f64, to_f64_vec, trainable_leaf};
 use crate::model::state_dict::{StateDict, StateDictError};
 
 /// Settings of a point-pooled readout.
@@ -201,9 +201,7 @@ impl PointPooledReadout {
 
     /// Clamps the grid parameter to [−1, 1] (the reference does this in place every call).
     pub fn clamp_grid(mut self) -> Self {
-        self.grid = self
-            .grid
-            .map(|t| t.detach().clamp(-1.0, 1.0).require_grad());
+        self.grid = self.grid.map(|t| trainable_leaf(t.clamp(-1.0, 1.0)));
         self
     }
 
@@ -211,7 +209,7 @@ impl PointPooledReadout {
     pub fn set_bias(&mut self, bias: Tensor<1>) {
         if let Some(b) = self.bias.take() {
             let dtype = b.val().dtype();
-            self.bias = Some(b.map(|_| bias.cast(dtype).detach().require_grad()));
+            self.bias = Some(b.map(|_| trainable_leaf(bias.cast(dtype))));
         }
     }
 

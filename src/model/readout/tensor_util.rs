@@ -31,3 +31,14 @@ pub fn param_from_f64<const D: usize>(
 pub fn to_f64_vec<const D: usize>(t: Tensor<D>) -> Vec<f64> {
     t.into_data().iter::<f64>().collect()
 }
+
+/// `t` as a fresh trainable leaf: detached from any graph, tracking gradients again when it lives
+/// on an autodiff device (on a plain device there is nothing to track).
+pub fn trainable_leaf<const D: usize>(t: Tensor<D>) -> Tensor<D> {
+    let t = t.detach();
+    if t.device().is_autodiff() {
+        t.require_grad()
+    } else {
+        t
+    }
+}

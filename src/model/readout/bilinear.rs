@@ -11,11 +11,15 @@ use burn::tensor::{Int, Tensor};
 
 /// Reads `x` (B, C, H, W) at `positions` (B, N, 2) given in normalised grid coordinates
 /// (last axis (x, y): x along the width, y along the height, −1 and +1 the centres of the corner
-/// pixels). Taps outside the map contribute 0. Returns (B, C, N).
+/// pixels). Taps outside the map contribute 0. Returns (B, N, C).
+///
+/// Each tap is one row `select` from the map laid out as (B·H·W, C), so the index holds B·N
+/// entries (not B·C·N) and the backward pass is a row scatter-add.
 pub fn bilinear_sample(x: Tensor<4>, positions: Tensor<3>) -> Tensor<3> {
     let [b, c, h, w] = x.dims();
     let [pb, n, _] = positions.dims();
     debug_assert_eq!(pb, b, "one position set per image");
+    let device = x.device();
     let px = positions.clone().narrow(2, 0, 1).reshape([b, n]);
     let py = positions.narrow(2, 1, 1).reshape([b, n]);
     // align_corners=True: -1 ↦ 0, +1 ↦ size-1.
@@ -28,7 +32,9 @@ pub fn bilinear_sample(x: Tensor<4>, positions: Tensor<3>) -> Tensor<3> {
     let wy1 = iy - y0.clone();
     let wx0 = wx1.clone().neg() + 1.0;
     let wy0 = wy1.clone().neg() + 1.0;
-    let flat = x.reshape([b, c, h * w]);
+    let rows = x.permute([0, 2, 3, 1]).reshape([b * h * w, c]);
+    let image_offset: Tensor<2, Int> =
+        (Tensor::<1, Int>::arange(0..b as i64, &device) * (h * w) as i64).reshape([b, 1]);
 
     let tap = |xs: Tensor<2>, ys: Tensor<2>, weight: Tensor<2>| -> Tensor<3> {
         let inside = xs
@@ -39,10 +45,12 @@ pub fn bilinear_sample(x: Tensor<4>, positions: Tensor<3>) -> Tensor<3> {
             .bool_and(ys.clone().lower_equal_elem((h - 1) as f64));
         let xs = xs.clamp(0.0, (w - 1) as f64);
         let ys = ys.clamp(0.0, (h - 1) as f64);
-        let index: Tensor<2, Int> = (ys * (w as f64) + xs).int();
-        let index = index.unsqueeze_dim::<3>(1).expand([b, c, n]);
+        let index: Tensor<2, Int> = (ys * (w as f64) + xs).int() + image_offset.clone();
         let weight = weight.mask_fill(inside.bool_not(), 0.0);
-        flat.clone().gather(2, index) * weight.unsqueeze_dim(1)
+        rows.clone()
+            .select(0, index.reshape([b * n]))
+            .reshape([b, n, c])
+            * weight.unsqueeze_dim(2)
     };
     let x1 = x0.clone() + 1.0;
     let y1 = y0.clone() + 1.0;

@@ -367,9 +367,12 @@ impl GaussianReadout {
             Some(s) => positions + s.unsqueeze_dim(1),
             None => positions,
         };
-        let read = bilinear_sample(x, positions); // (B, C, N)
-        let f = self.effective_features(bank).unsqueeze_dim::<3>(0);
-        let y = (read * f).sum_dim(1).reshape([b, n]);
+        let read = bilinear_sample(x, positions); // (B, N, C)
+        let f = self
+            .effective_features(bank)
+            .transpose()
+            .unsqueeze_dim::<3>(0); // (1, N, C)
+        let y = (read * f).sum_dim(2).reshape([b, n]);
         match &self.bias {
             Some(bias) => y + bias.val().unsqueeze_dim(0),
             None => y,

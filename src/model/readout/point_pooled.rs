@@ -175,10 +175,9 @@ impl PointPooledReadout {
             .into_iter()
             .map(|level| bilinear_sample(level, points.clone()))
             .collect();
-        let read = Tensor::cat(read, 1); // (B, C·(L+1), N)
-        let y = (read * self.features.val().unsqueeze_dim(0))
-            .sum_dim(1)
-            .reshape([b, n]);
+        let read = Tensor::cat(read, 2); // (B, N, C·(L+1))
+        let f = self.features.val().transpose().unsqueeze_dim::<3>(0); // (1, N, K)
+        let y = (read * f).sum_dim(2).reshape([b, n]);
         match &self.bias {
             Some(bias) => y + bias.val().unsqueeze_dim(0),
             None => y,

@@ -308,3 +308,53 @@ fn bias_setting_and_clamping_keep_parameters_trainable() {
         .backward();
     assert!(g1.bias.as_ref().unwrap().val().grad(&grads).is_some());
 }
+
+#[test]
+fn uncorrelated_and_isotropic_sigma_scale_the_draws_per_axis() {
+    let device = device();
+    for (toml_text, expected) in [
+        (
+            "type = \"gaussian\"\ngauss_type = \"uncorrelated\"\ninit_sigma = 0.25",
+            [0.25, -0.5],
+        ),
+        (
+            "type = \"gaussian\"\ngauss_type = \"isotropic\"\ninit_sigma = 0.25",
+            [0.25, -0.25],
+        ),
+    ] {
+        let mr = MultiReadout::init(
+            &gaussian_config(toml_text),
+            [4, 6, 9],
+            &inputs(),
+            2,
+            &device,
+        )
+        .unwrap();
+        let Readout::Gaussian(g) = &mr.readouts[1] else {
+            unreachable!()
+        };
+        let mut sigma = to_f64_vec(g.sigma());
+        if sigma.len() == 6 {
+            // uncorrelated: make σ_y = 2·σ_x to see both axes.
+            for n in 0..3 {
+                sigma[2 * n + 1] = 0.5;
+            }
+        }
+        let g = GaussianReadout {
+            sigma: g.sigma.clone().map(|s| {
+                let dims = s.dims();
+                tensor_util::tensor_from_f64(&sigma, dims, None, &device)
+            }),
+            ..g.clone()
+        };
+        let z = Tensor::<3>::from_floats([[[1.0, -1.0], [1.0, -1.0], [1.0, -1.0]]], &device);
+        let mu = to_f64_vec(g.mean_positions());
+        let p = to_f64_vec(g.sampled_positions(z));
+        for n in 0..3 {
+            for d in 0..2 {
+                let want = (mu[2 * n + d] + expected[d]).clamp(-1.0, 1.0);
+                assert!((p[2 * n + d] - want).abs() < 1e-6, "{toml_text}: {p:?}");
+            }
+        }
+    }
+}

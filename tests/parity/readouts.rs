@@ -174,7 +174,7 @@ fn grid_predictor_normalization_and_both_variants() {
         .chunks(3)
         .map(|c| [c[0], c[1], c[2]])
         .collect();
-    let grid = normalize_cortex_coordinates(&coords);
+    let grid = normalize_cortex_coordinates(&coords, 2);
     assert_close(
         "source_grid_normalized",
         &grid,
@@ -368,4 +368,62 @@ fn mlp_shifter_matches_reference() {
     let shift = shifter.forward(t(f.get("pupil_center"), &device));
     assert_close("shift", &v(shift), &f.get("shift").data, REL);
     assert_eq!(f.get("regularizer").scalar(), 0.0);
+}
+
+/// The same readout in f32 (the training precision) stays within 1e-5 of the f64 reference.
+#[test]
+fn gaussian_readout_in_f32_is_close_to_reference() {
+    let f = Fixture::load("gaussian_readout");
+    let device = device();
+    let t32 = |a: &Array| -> Vec<f32> { a.to_f32() };
+    let mk = |name: &str| {
+        let a = f.get(name);
+        (t32(a), a.shape.clone())
+    };
+    let param2 = |name: &str| {
+        let (v, s) = mk(name);
+        Param::from_tensor(Tensor::<2>::from_data(
+            TensorData::new(v, [s[0], s[1]]),
+            (&device, DType::F32),
+        ))
+    };
+    let (sv, ss) = mk("sigma");
+    let (bv, _) = mk("bias");
+    let readout = GaussianReadout {
+        mu: Some(param2("mu_raw")),
+        grid_predictor: None,
+        sigma: Param::from_tensor(Tensor::from_data(
+            TensorData::new(sv, [ss[0], ss[1], ss[2]]),
+            (&device, DType::F32),
+        )),
+        features: Some(param2("features")),
+        feature_scales: None,
+        bias: Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(bv, [20]),
+            (&device, DType::F32),
+        ))),
+        settings: GaussianSettings {
+            gauss_type: GaussType::Full,
+            feature_reg_weight: 1.0,
+            reduction: Reduction::Sum,
+            n_channels: 8,
+            n_neurons: 20,
+            sharing: None,
+        },
+    };
+    let (xv, xs) = mk("x");
+    let x = Tensor::<4>::from_data(
+        TensorData::new(xv, [xs[0], xs[1], xs[2], xs[3]]),
+        (&device, DType::F32),
+    );
+    let (zv, zs) = mk("z");
+    let z = Tensor::<3>::from_data(
+        TensorData::new(zv, [zs[0], zs[1], zs[2]]),
+        (&device, DType::F32),
+    );
+    let y = readout.forward(x.clone(), None, false, None);
+    assert_eq!(y.dtype(), DType::F32);
+    assert_close("y_eval f32", &v(y), &f.get("y_eval").data, 1e-5);
+    let y = readout.forward_with_noise(x, None, Some(z), None);
+    assert_close("y_train f32", &v(y), &f.get("y_train").data, 1e-5);
 }

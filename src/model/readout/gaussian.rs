@@ -195,7 +195,8 @@ impl GaussianReadout {
                 let mut p = GridPredictor::init(pc, grid, rng, device);
                 if lurz {
                     // v0.0.1: biases N(0, init_noise); a lone affine map gets 0.2·orthogonal.
-                    let single = pc.hidden_layers == 0 && !pc.final_tanh;
+                    let single =
+                        pc.hidden_layers == 0 && !pc.final_tanh && pc.input_dimensions == 2;
                     let layers = p
                         .layers
                         .into_iter()

@@ -135,6 +135,16 @@ impl MultiReadout {
                     "feature_reg_weight",
                     format!("must be finite and ≥ 0, got {}", g.feature_reg_weight),
                 )?;
+                if let Some(pc) = &g.grid_mean_predictor {
+                    check(
+                        (1..=3).contains(&pc.input_dimensions),
+                        "grid_mean_predictor.input_dimensions",
+                        format!(
+                            "must be 1, 2 or 3 (cortical x, y, z), got {}",
+                            pc.input_dimensions
+                        ),
+                    )?;
+                }
                 let plan: Option<SharingPlan> = if g.share_features {
                     let mut ids = Vec::new();
                     for input in inputs {
@@ -164,7 +174,7 @@ impl MultiReadout {
                 for (d, input) in inputs.iter().enumerate() {
                     let grid = match (&g.grid_mean_predictor, &input.cell_motor_coordinates) {
                         (None, _) => None,
-                        (Some(_), Some(coords)) => {
+                        (Some(pc), Some(coords)) => {
                             if coords.len() != input.n_neurons {
                                 return Err(ReadoutError::Length {
                                     data_key: input.data_key.clone(),
@@ -173,7 +183,7 @@ impl MultiReadout {
                                     expected: input.n_neurons,
                                 });
                             }
-                            Some(normalize_cortex_coordinates(coords))
+                            Some(normalize_cortex_coordinates(coords, pc.input_dimensions))
                         }
                         (Some(_), None) => {
                             return Err(ReadoutError::MissingCoordinates(input.data_key.clone()));

@@ -19,6 +19,10 @@ use crate::model::state_dict::{StateDict, StateDictError};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GridPredictorConfig {
+    /// How many cortical coordinates feed the network: 2 = (x, y) (the reference default), 3 adds
+    /// depth z.
+    #[serde(default = "default_input_dimensions")]
+    pub input_dimensions: usize,
     /// Number of hidden layers (0 = one affine 2→2 map, the paper's setting).
     #[serde(default)]
     pub hidden_layers: usize,
@@ -30,6 +34,10 @@ pub struct GridPredictorConfig {
     pub final_tanh: bool,
 }
 
+fn default_input_dimensions() -> usize {
+    2
+}
+
 fn default_hidden_features() -> usize {
     30
 }
@@ -38,6 +46,7 @@ impl Default for GridPredictorConfig {
     /// The Lurz et al. 2020 paper setting: a single affine map, no tanh.
     fn default() -> Self {
         Self {
+            input_dimensions: default_input_dimensions(),
             hidden_layers: 0,
             hidden_features: default_hidden_features(),
             final_tanh: false,
@@ -45,16 +54,20 @@ impl Default for GridPredictorConfig {
     }
 }
 
-/// The reference's normalisation of the cortical coordinates: take (x, y), subtract each column's
-/// mean, and divide by the single largest absolute value over both columns (isotropic, so the
-/// cortex's aspect ratio is kept). Returns `(N·2)` row-major values. A degenerate set (all neurons
-/// at one point) is only centred, where the reference would divide by zero.
-pub fn normalize_cortex_coordinates(coords: &[[f64; 3]]) -> Vec<f64> {
+/// The reference's normalisation of the cortical coordinates: take the first `dims` columns
+/// ((x, y) for 2), subtract each column's mean, and divide by the single largest absolute value
+/// over all columns (isotropic, so the cortex's aspect ratio is kept). Returns `(N·dims)`
+/// row-major values. A degenerate set (all neurons at one point) is only centred, where the
+/// reference would divide by zero. `dims` is clamped to 1..=3.
+pub fn normalize_cortex_coordinates(coords: &[[f64; 3]], dims: usize) -> Vec<f64> {
+    let dims = dims.clamp(1, 3);
     let n = coords.len().max(1) as f64;
-    let mean = [0, 1].map(|d| coords.iter().map(|c| c[d]).sum::<f64>() / n);
+    let mean: Vec<f64> = (0..dims)
+        .map(|d| coords.iter().map(|c| c[d]).sum::<f64>() / n)
+        .collect();
     let centred: Vec<f64> = coords
         .iter()
-        .flat_map(|c| [c[0] - mean[0], c[1] - mean[1]])
+        .flat_map(|c| (0..dims).map(|d| c[d] - mean[d]).collect::<Vec<_>>())
         .collect();
     let max_abs = centred.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let scale = if max_abs > 0.0 { max_abs } else { 1.0 };
@@ -66,7 +79,7 @@ pub fn normalize_cortex_coordinates(coords: &[[f64; 3]]) -> Vec<f64> {
 pub struct GridPredictor {
     /// The linear layers in order (PyTorch `mu_transform.0`, `.2`, `.4`, …; the ELUs sit between).
     pub layers: Vec<TorchLinear>,
-    /// Normalised cortical coordinates (N, 2): a constant, not trained.
+    /// Normalised cortical coordinates (N, d): a constant, not trained.
     pub source_grid: Tensor<2>,
     #[module(skip)]
     final_tanh: bool,
@@ -82,7 +95,7 @@ impl GridPredictor {
         device: &Device,
     ) -> Self {
         let mut layers = Vec::new();
-        let mut d_in = 2;
+        let mut d_in = config.input_dimensions;
         for _ in 0..config.hidden_layers {
             layers.push(TorchLinear::init_default(
                 d_in,
@@ -96,7 +109,8 @@ impl GridPredictor {
         Self::with_layers(layers, source_grid, config.final_tanh, device)
     }
 
-    /// A predictor from given layers and the normalised source grid (`N·2` values).
+    /// A predictor from given layers and the normalised source grid (`N·d` values, d = the first
+    /// layer's input size).
     pub fn with_layers(
         layers: Vec<TorchLinear>,
         source_grid: &[f64],
@@ -104,10 +118,11 @@ impl GridPredictor {
         device: &Device,
     ) -> Self {
         let dtype = layers.first().map(|l| l.weight.val().dtype());
-        let n = source_grid.len() / 2;
+        let d = layers.first().map_or(2, |l| l.dims().0);
+        let n = source_grid.len() / d;
         Self {
             layers,
-            source_grid: tensor_from_f64(source_grid, [n, 2], dtype, device),
+            source_grid: tensor_from_f64(source_grid, [n, d], dtype, device),
             final_tanh,
         }
     }
@@ -126,14 +141,14 @@ impl GridPredictor {
         if self.final_tanh { h.tanh() } else { h }
     }
 
-    /// Writes `<prefix>mu_transform.<2i>.{weight,bias}` and `<prefix>source_grid` (N, 2).
+    /// Writes `<prefix>mu_transform.<2i>.{weight,bias}` and `<prefix>source_grid` (N, d).
     pub fn export_state(&self, prefix: &str, sd: &mut StateDict) {
         for (i, layer) in self.layers.iter().enumerate() {
             layer.export_state(&format!("{prefix}mu_transform.{}.", 2 * i), sd);
         }
         sd.insert(
             format!("{prefix}source_grid"),
-            vec![self.n_neurons(), 2],
+            self.source_grid.dims().to_vec(),
             to_f64_vec(self.source_grid.clone()),
         );
     }

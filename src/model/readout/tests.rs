@@ -358,3 +358,30 @@ fn uncorrelated_and_isotropic_sigma_scale_the_draws_per_axis() {
         }
     }
 }
+
+#[test]
+fn retinotopy_can_use_cortical_depth_too() {
+    let device = device();
+    let config = gaussian_config(
+        "type = \"gaussian\"\n[grid_mean_predictor]\ninput_dimensions = 3\nhidden_layers = 1\nhidden_features = 4\nfinal_tanh = true",
+    );
+    let mr = MultiReadout::init(&config, [4, 6, 9], &inputs(), 5, &device).unwrap();
+    let mut sd = StateDict::default();
+    mr.export_state(&mut sd);
+    assert_eq!(sd.entries["readout.scan-a.source_grid"].shape, vec![5, 3]);
+    assert_eq!(
+        sd.entries["readout.scan-a.mu_transform.0.weight"].shape,
+        vec![4, 3]
+    );
+    assert_eq!(
+        sd.entries["readout.scan-a.mu_transform.2.weight"].shape,
+        vec![2, 4]
+    );
+    let p = to_f64_vec(mr.positions(0).unwrap());
+    assert!(
+        p.iter().all(|v| v.abs() < 1.0),
+        "tanh keeps μ inside: {p:?}"
+    );
+    let bad = gaussian_config("type = \"gaussian\"\n[grid_mean_predictor]\ninput_dimensions = 4");
+    assert!(MultiReadout::init(&bad, [4, 6, 9], &inputs(), 5, &device).is_err());
+}

@@ -385,3 +385,41 @@ fn retinotopy_can_use_cortical_depth_too() {
     let bad = gaussian_config("type = \"gaussian\"\n[grid_mean_predictor]\ninput_dimensions = 4");
     assert!(MultiReadout::init(&bad, [4, 6, 9], &inputs(), 5, &device).is_err());
 }
+
+/// The readouts are ordinary burn modules: Adam updates every parameter kind (free μ, Σ,
+/// features, bias, retinotopy layers, the shared bank) and keeps the fixed settings.
+#[test]
+fn adam_steps_update_readout_parameters_and_keep_settings() {
+    use burn::optim::{AdamConfig, GradientsParams};
+    let device = device().autodiff();
+    for toml_text in [
+        "type = \"gaussian\"",
+        "type = \"gaussian\"\nshare_features = true\n[grid_mean_predictor]\n",
+        "type = \"point_pooled\"\npool_steps = 1",
+        "type = \"factorized\"\ninit_noise = 0.1",
+    ] {
+        let config = gaussian_config(toml_text);
+        let mr = MultiReadout::init(&config, [4, 6, 9], &inputs(), 1, &device).unwrap();
+        let mut before = StateDict::default();
+        mr.export_state(&mut before);
+        let mut optim = AdamConfig::new().init();
+        let x = feature_map(2, &device);
+        let loss = mr.forward(1, x.clone(), None, true).sum() + mr.regularizer(0).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &mr);
+        let mr = optim.step(0.01, mr, grads).clamp_parameters();
+        let mut after = StateDict::default();
+        mr.export_state(&mut after);
+        assert_eq!(mr.data_keys, vec!["scan-a", "scan-b"]);
+        let changed: Vec<&String> = after
+            .entries
+            .iter()
+            .filter(|(k, v)| before.entries[*k] != **v)
+            .map(|(k, _)| k)
+            .collect();
+        assert!(
+            changed.iter().any(|k| k.starts_with("readout.scan-b.")),
+            "{toml_text}: {changed:?}"
+        );
+        assert_eq!(mr.forward(1, x, None, false).dims(), [2, 3]);
+    }
+}

@@ -9,3 +9,6 @@ mod fixtures;
 
 #[path = "parity/core.rs"]
 mod core;
+
+#[path = "parity/readouts.rs"]
+mod readouts;

@@ -2,7 +2,10 @@
 
 pub mod core;
 pub mod loss;
+pub mod modulator;
+pub mod readout;
 pub mod regularizers;
+pub mod shifter;
 pub mod state_dict;
 
 pub use self::core::{BatchNormMode, CoreConfig, Stacked2dCore};

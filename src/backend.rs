@@ -58,12 +58,18 @@ pub fn init_threads(threads: Option<usize>) -> Result<usize, BackendError> {
                 message: "must be at least 1".into(),
             });
         }
-        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+        {
             // Already initialised: fine if it has the requested size.
             if rayon::current_num_threads() != n {
                 return Err(BackendError::Threads {
                     threads: n,
-                    message: format!("{e} (the pool already has {})", rayon::current_num_threads()),
+                    message: format!(
+                        "{e} (the pool already has {})",
+                        rayon::current_num_threads()
+                    ),
                 });
             }
         }

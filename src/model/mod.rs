@@ -1,15 +1,23 @@
 //! The model family of Lurz et al. 2020: core → readout (+ shifter, × modulator) → ELU+1.
 
+pub mod checkpoint;
 pub mod core;
+pub mod encoder;
 pub mod loss;
 pub mod modulator;
+pub mod presets;
 pub mod readout;
 pub mod regularizers;
 pub mod shifter;
 pub mod state_dict;
 
 pub use self::core::{BatchNormMode, CoreConfig, Stacked2dCore};
+pub use checkpoint::{CheckpointError, FORMAT_VERSION};
+pub use encoder::{
+    DatasetFacts, DatasetReadoutFacts, Encoder, EncoderConfig, ModelConfig, ModelError,
+};
 pub use loss::{LossReduction, PoissonLoss, poisson_loss};
+pub use presets::PRESET_NAMES;
 pub use state_dict::{StateDict, StateDictError};
 
 use burn::module::{Module, ModuleMapper, Param};

@@ -19,13 +19,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use burn::module::{Module, Param, RunningState};
-use burn::tensor::module::{batch_norm, batch_norm_train, conv2d, max_pool2d};
+use burn::module::{Module, Param};
+use burn::tensor::module::{conv2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::model::state_dict::StateDict;
+use crate::model::core::{BatchNorm2d, BatchNormMode};
+use crate::model::state_dict::{StateDict, StateDictError};
 
 /// One module of a torchvision-style `features` sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -292,82 +293,6 @@ fn decode(dtype: safetensors::Dtype, bytes: &[u8]) -> anyhow::Result<Vec<f64>> {
     })
 }
 
-/// Batch norm with PyTorch's conventions (momentum weights the newest batch; the running variance is
-/// the *unbiased* batch variance), with the mode chosen explicitly by the caller.
-#[derive(Module, Debug)]
-pub struct OutBatchNorm {
-    pub gamma: Param<Tensor<1>>,
-    pub beta: Param<Tensor<1>>,
-    pub running_mean: RunningState<Tensor<1>>,
-    pub running_var: RunningState<Tensor<1>>,
-    #[module(skip)]
-    pub momentum: f64,
-    #[module(skip)]
-    pub eps: f64,
-}
-
-impl OutBatchNorm {
-    fn new(
-        channels: usize,
-        momentum: f64,
-        eps: f64,
-        dtype: Option<DType>,
-        device: &Device,
-    ) -> Self {
-        let make = |v: f64| {
-            let data = TensorData::new(vec![v; channels], [channels]);
-            match dtype {
-                Some(d) => Tensor::<1>::from_data(data, (device, d)),
-                None => Tensor::<1>::from_data(data, device),
-            }
-        };
-        OutBatchNorm {
-            gamma: Param::from_tensor(make(1.0)),
-            beta: Param::from_tensor(make(0.0)),
-            running_mean: RunningState::new(make(0.0)),
-            running_var: RunningState::new(make(1.0)),
-            momentum,
-            eps,
-        }
-    }
-
-    /// `train`: normalize with the batch statistics and update the running statistics;
-    /// otherwise normalize with the running statistics.
-    pub fn forward(&self, x: Tensor<4>, train: bool) -> Tensor<4> {
-        let device = x.device();
-        if !train {
-            return batch_norm(
-                x,
-                self.gamma.val(),
-                self.beta.val(),
-                self.running_mean.value_sync().to_device(&device),
-                self.running_var.value_sync().to_device(&device),
-                self.eps,
-            );
-        }
-        let [b, _, h, w] = x.dims();
-        let n = (b * h * w) as f64;
-        let result = batch_norm_train(x, self.gamma.val(), self.beta.val(), self.eps);
-        let unbiased = result.variance.detach().mul_scalar(n / (n - 1.0).max(1.0));
-        let m = self.momentum;
-        let mean = self
-            .running_mean
-            .value_sync()
-            .to_device(&device)
-            .mul_scalar(1.0 - m)
-            .add(result.mean.detach().mul_scalar(m));
-        let var = self
-            .running_var
-            .value_sync()
-            .to_device(&device)
-            .mul_scalar(1.0 - m)
-            .add(unbiased.mul_scalar(m));
-        self.running_mean.update(mean.detach());
-        self.running_var.update(var.detach());
-        result.output
-    }
-}
-
 /// The goal-directed core (see the module documentation).
 #[derive(Module, Debug)]
 pub struct GoalDirectedCore {
@@ -375,7 +300,8 @@ pub struct GoalDirectedCore {
     pub conv_weights: Vec<Param<Tensor<4>>>,
     /// Their biases (a zero bias where the file has none).
     pub conv_biases: Vec<Param<Tensor<1>>>,
-    pub batch_norm: Option<OutBatchNorm>,
+    /// Final batch norm (PyTorch conventions, learnable scale and shift).
+    pub batch_norm: Option<BatchNorm2d>,
     #[module(skip)]
     pub plan: CorePlan,
 }
@@ -414,9 +340,16 @@ impl GoalDirectedCore {
             conv_weights.push(Param::from_tensor(w).set_require_grad(config.fine_tune));
             conv_biases.push(Param::from_tensor(b).set_require_grad(config.fine_tune));
         }
-        let batch_norm = config
-            .final_batch_norm
-            .then(|| OutBatchNorm::new(output_channels, config.momentum, config.eps, None, device));
+        let batch_norm = config.final_batch_norm.then(|| {
+            BatchNorm2d::new(
+                output_channels,
+                true,
+                true,
+                config.momentum,
+                config.eps,
+                device,
+            )
+        });
         Ok(GoalDirectedCore {
             conv_weights,
             conv_biases,
@@ -445,10 +378,8 @@ impl GoalDirectedCore {
         [self.plan.output_channels, h, w]
     }
 
-    /// Images (B, 1 or the network's input channels, H, W) → features (B, C, H', W').
-    /// A one-channel (grey) input is repeated to the network's input channels. `train` selects the
-    /// batch norm's mode (batch statistics + running-statistics update vs running statistics).
-    pub fn forward(&self, images: Tensor<4>, train: bool) -> Tensor<4> {
+    /// The frozen (or fine-tuned) pretrained part: grey → repeated channels → conv/ReLU/pool.
+    fn pretrained(&self, images: Tensor<4>) -> Tensor<4> {
         let [_, c, _, _] = images.dims();
         let mut x = if c == 1 && self.plan.input_channels != 1 {
             images.repeat_dim(1, self.plan.input_channels)
@@ -478,13 +409,38 @@ impl GoalDirectedCore {
                 PretrainedModule::MaxPool => max_pool2d(x, MaxPoolOptions::new([2, 2])),
             };
         }
-        if let Some(bn) = &self.batch_norm {
-            x = bn.forward(x, train);
-        }
-        if self.plan.final_nonlinearity {
-            x = burn::tensor::activation::relu(x);
-        }
         x
+    }
+
+    fn output_nonlinearity(&self, x: Tensor<4>) -> Tensor<4> {
+        if self.plan.final_nonlinearity {
+            burn::tensor::activation::relu(x)
+        } else {
+            x
+        }
+    }
+
+    /// Images (B, 1 or the network's input channels, H, W) → features (B, C, H', W').
+    /// A one-channel (grey) input is repeated to the network's input channels. `mode` selects the
+    /// final batch norm's statistics (batch statistics + running-statistics update, or running).
+    pub fn forward(&mut self, images: Tensor<4>, mode: BatchNormMode) -> Tensor<4> {
+        let mut x = self.pretrained(images);
+        if let Some(bn) = self.batch_norm.as_mut() {
+            x = match mode {
+                BatchNormMode::Train => bn.forward_train(x),
+                BatchNormMode::Eval => bn.forward_eval(x),
+            };
+        }
+        self.output_nonlinearity(x)
+    }
+
+    /// Evaluation mode (running statistics); changes nothing.
+    pub fn forward_eval(&self, images: Tensor<4>) -> Tensor<4> {
+        let mut x = self.pretrained(images);
+        if let Some(bn) = &self.batch_norm {
+            x = bn.forward_eval(x);
+        }
+        self.output_nonlinearity(x)
     }
 
     /// The core regularizer: none (as in the reference).
@@ -516,63 +472,64 @@ impl GoalDirectedCore {
             let v = |t: Tensor<1>| -> Vec<f64> { t.into_data().iter::<f64>().collect() };
             let n = self.plan.output_channels;
             let p = format!("{prefix}features.OutBatchNorm.");
-            sd.insert(format!("{p}weight"), vec![n], v(bn.gamma.val()));
-            sd.insert(format!("{p}bias"), vec![n], v(bn.beta.val()));
+            if let (Some(scale), Some(shift)) = (&bn.scale, &bn.shift) {
+                sd.insert(format!("{p}weight"), vec![n], v(scale.val()));
+                sd.insert(format!("{p}bias"), vec![n], v(shift.val()));
+            }
             sd.insert(
                 format!("{p}running_mean"),
                 vec![n],
-                v(bn.running_mean.value_sync()),
+                v(bn.running_mean.val()),
             );
+            sd.insert(format!("{p}running_var"), vec![n], v(bn.running_var.val()));
             sd.insert(
-                format!("{p}running_var"),
-                vec![n],
-                v(bn.running_var.value_sync()),
+                format!("{p}num_batches_tracked"),
+                vec![],
+                vec![bn.num_batches_tracked as f64],
             );
         }
     }
 
-    /// Reads back what [`export_state`](Self::export_state) wrote (shapes checked).
-    pub fn import_state(mut self, prefix: &str, sd: &StateDict) -> anyhow::Result<Self> {
+    /// Reads back what [`export_state`](Self::export_state) wrote (shapes checked), keeping
+    /// parameter ids, dtypes and which parameters are trained.
+    pub fn import_state(mut self, prefix: &str, sd: &StateDict) -> Result<Self, StateDictError> {
+        fn load<const D: usize>(
+            param: &mut Param<Tensor<D>>,
+            name: &str,
+            sd: &StateDict,
+        ) -> Result<(), StateDictError> {
+            let like = param.val();
+            let shape = like.dims();
+            let e = sd.get(name, &shape)?;
+            let t = Tensor::<D>::from_data(
+                TensorData::new(e.data.clone(), shape),
+                (&like.device(), like.dtype()),
+            );
+            let rg = like.is_require_grad();
+            *param = param
+                .clone()
+                .map(|_| burn::module::Parameter::set_require_grad(t.detach(), rg));
+            Ok(())
+        }
         for i in 0..self.conv_weights.len() {
             let idx = self.plan.conv_indices[i];
-            let old = self.conv_weights[i].val();
-            let shape = old.dims();
-            let e = sd.get(
-                &format!("{prefix}features.TransferLearning.{idx}.weight"),
-                &shape,
-            )?;
-            let t = Tensor::<4>::from_data(
-                TensorData::new(e.data.clone(), shape),
-                (&old.device(), old.dtype()),
-            );
-            let rg = self.plan.fine_tune;
-            self.conv_weights[i] = Param::from_tensor(t).set_require_grad(rg);
-            let oldb = self.conv_biases[i].val();
-            let e = sd.get(
-                &format!("{prefix}features.TransferLearning.{idx}.bias"),
-                &oldb.dims(),
-            )?;
-            let t = Tensor::<1>::from_data(
-                TensorData::new(e.data.clone(), oldb.dims()),
-                (&oldb.device(), oldb.dtype()),
-            );
-            self.conv_biases[i] = Param::from_tensor(t).set_require_grad(rg);
+            let p = format!("{prefix}features.TransferLearning.{idx}.");
+            load(&mut self.conv_weights[i], &format!("{p}weight"), sd)?;
+            load(&mut self.conv_biases[i], &format!("{p}bias"), sd)?;
         }
         if let Some(bn) = self.batch_norm.as_mut() {
-            let n = self.plan.output_channels;
             let p = format!("{prefix}features.OutBatchNorm.");
-            let device = bn.gamma.val().device();
-            let load = |name: &str| -> anyhow::Result<Tensor<1>> {
-                let e = sd.get(&format!("{p}{name}"), &[n])?;
-                Ok(Tensor::from_data(
-                    TensorData::new(e.data.clone(), [n]),
-                    &device,
-                ))
-            };
-            bn.gamma = Param::from_tensor(load("weight")?);
-            bn.beta = Param::from_tensor(load("bias")?);
-            bn.running_mean = RunningState::new(load("running_mean")?);
-            bn.running_var = RunningState::new(load("running_var")?);
+            if let Some(scale) = bn.scale.as_mut() {
+                load(scale, &format!("{p}weight"), sd)?;
+            }
+            if let Some(shift) = bn.shift.as_mut() {
+                load(shift, &format!("{p}bias"), sd)?;
+            }
+            load(&mut bn.running_mean, &format!("{p}running_mean"), sd)?;
+            load(&mut bn.running_var, &format!("{p}running_var"), sd)?;
+            if let Some(t) = sd.entries.get(&format!("{p}num_batches_tracked")) {
+                bn.num_batches_tracked = t.data.first().copied().unwrap_or(0.0) as u64;
+            }
         }
         Ok(self)
     }

@@ -161,10 +161,7 @@ fn half_to_f64(h: u16) -> f64 {
 
 /// The stored precision matching the model's parameters.
 fn model_precision(encoder: &Encoder) -> StoredPrecision {
-    let w = encoder.core.blocks[0]
-        .plain_conv_weight()
-        .expect("block 0 is a plain convolution");
-    if w.dtype() == DType::F64 {
+    if encoder.core.dtype() == DType::F64 {
         StoredPrecision::F64
     } else {
         StoredPrecision::F32

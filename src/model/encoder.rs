@@ -10,7 +10,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::model::core::{BatchNormMode, CoreConfig, CoreConfigError, Stacked2dCore, elu};
+use crate::model::core::{BatchNormMode, CoreConfig, CoreConfigError, elu};
+use crate::model::goal_directed::{EncoderCore, GoalDirectedCoreConfig};
 use crate::model::modulator::{Modulator, ModulatorConfig};
 use crate::model::readout::{MultiReadout, ReadoutConfig, ReadoutError, ReadoutInput};
 use crate::model::shifter::{Shifter, ShifterConfig};
@@ -23,6 +24,11 @@ pub struct ModelConfig {
     /// The shared convolutional core.
     #[serde(default)]
     pub core: CoreConfig,
+    /// Use a goal-directed core instead (the first layers of a network pretrained on an image
+    /// task, e.g. VGG16, loaded from a safetensors file; `model::goal_directed`). When set, the
+    /// `core` settings are not used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goal_directed_core: Option<GoalDirectedCoreConfig>,
     /// The per-dataset readout (`type = "gaussian" | "factorized" | "point_pooled"`).
     #[serde(default)]
     pub readout: ReadoutConfig,
@@ -140,7 +146,7 @@ pub enum ModelError {
 /// The full model.
 #[derive(Module, Debug)]
 pub struct Encoder {
-    pub core: Stacked2dCore,
+    pub core: EncoderCore,
     pub readout: MultiReadout,
     pub shifter: Option<Shifter>,
     pub modulator: Option<Modulator>,
@@ -189,10 +195,15 @@ impl Encoder {
             });
         }
         let in_shape = Self::core_in_shape(config, facts);
-        let core_out = config.core.output_shape(in_shape)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let seeds: [u64; 4] = std::array::from_fn(|_| rng.random());
-        let core = config.core.init(in_shape[0], seeds[0], device)?;
+        let (core, core_out) = EncoderCore::init(
+            &config.core,
+            config.goal_directed_core.as_ref(),
+            in_shape,
+            seeds[0],
+            device,
+        )?;
         let readout = MultiReadout::init(&config.readout, core_out, &inputs, seeds[1], device)?;
         let keys: Vec<String> = inputs.iter().map(|i| i.data_key.clone()).collect();
         let shifter = config

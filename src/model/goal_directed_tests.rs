@@ -329,3 +329,86 @@ fn state_round_trip_reproduces_outputs() {
     let untouched = config.init(&device).unwrap();
     assert_ne!(before, values(untouched.forward_eval(x)));
 }
+
+#[test]
+fn encoder_with_a_goal_directed_core_trains_only_its_readout() {
+    use crate::model::encoder::{DatasetFacts, Encoder};
+    use crate::model::readout::ReadoutInput;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("net.safetensors");
+    small_net(&path);
+    let mut config = crate::model::presets::lurz2020();
+    config.goal_directed_core = Some(GoalDirectedCoreConfig {
+        final_batch_norm: true,
+        ..custom_config(&path, 4)
+    });
+    let n = 5;
+    let coords: Vec<[f64; 3]> = (0..n)
+        .map(|i| [i as f64 * 10.0, 50.0 - i as f64, 200.0])
+        .collect();
+    let facts = DatasetFacts::new(
+        [1, 12, 16],
+        0,
+        &[ReadoutInput {
+            data_key: "a".into(),
+            n_neurons: n,
+            cell_motor_coordinates: Some(coords),
+            ..Default::default()
+        }],
+    );
+    let device = Device::flex().autodiff();
+    let mut enc = Encoder::init(&config, &facts, 1, &device).unwrap();
+    assert!(matches!(enc.core, EncoderCore::GoalDirected(_)));
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let x = Tensor::<4>::from_data(
+        TensorData::new(random(&mut rng, 4 * 192), [4, 1, 12, 16]),
+        &device,
+    );
+    let y = enc.forward(x.clone(), 0, None, None, true);
+    assert_eq!(y.dims(), [4, n]);
+    let loss = y.sum() + enc.regularizer(0).sum();
+    let grads = loss.backward();
+    let EncoderCore::GoalDirected(core) = &enc.core else {
+        unreachable!()
+    };
+    assert!(
+        core.conv_weights[0].val().grad(&grads).is_none(),
+        "pretrained weights are frozen"
+    );
+    assert!(
+        core.batch_norm
+            .as_ref()
+            .unwrap()
+            .scale
+            .as_ref()
+            .unwrap()
+            .val()
+            .grad(&grads)
+            .is_some()
+    );
+    let sd = enc.export_state();
+    assert!(
+        sd.entries
+            .contains_key("core.features.TransferLearning.0.weight")
+    );
+    assert!(sd.entries.keys().any(|k| k.starts_with("readout.a.")));
+    // A checkpoint round trip rebuilds the goal-directed core and gives the same predictions.
+    let ckpt = dir.path().join("model.safetensors");
+    crate::model::checkpoint::save(&enc, &ckpt).unwrap();
+    let back = crate::model::checkpoint::load(&ckpt, &Device::flex()).unwrap();
+    let x = Tensor::<4>::from_data(x.into_data(), &Device::flex());
+    let a: Vec<f64> = enc
+        .valid()
+        .forward_eval(x.clone(), 0, None, None)
+        .into_data()
+        .iter::<f64>()
+        .collect();
+    let b: Vec<f64> = back
+        .forward_eval(x, 0, None, None)
+        .into_data()
+        .iter::<f64>()
+        .collect();
+    for (u, v) in a.iter().zip(&b) {
+        assert!((u - v).abs() < 1e-5, "{u} vs {v}");
+    }
+}

@@ -84,6 +84,7 @@ pub fn lurz2020_core() -> CoreConfig {
 fn model(core: CoreConfig, readout: ReadoutConfig) -> ModelConfig {
     ModelConfig {
         core,
+        goal_directed_core: None,
         readout,
         shifter: None,
         modulator: None,

@@ -110,7 +110,12 @@ fn encoder_matches_reference_outputs_loss_gradients_and_regularizers() {
     );
 
     let grads = loss.backward();
-    let w0 = enc.core.blocks[0].conv.as_ref().unwrap().weight.val();
+    let w0 = enc.core.data_driven().expect("data-driven core").blocks[0]
+        .conv
+        .as_ref()
+        .unwrap()
+        .weight
+        .val();
     assert_close(
         "grad_core_layer0_conv_weight",
         &values(w0.grad(&grads).expect("core gradient")),
@@ -164,7 +169,12 @@ fn detached_core_gets_no_gradient_and_no_regularizer() {
     let y = enc.forward(x, 0, None, None, false);
     assert_close("y", &values(y.clone()), &f.get("y").data, REL);
     let grads = y.sum().backward();
-    let w0 = enc.core.blocks[0].conv.as_ref().unwrap().weight.val();
+    let w0 = enc.core.data_driven().expect("data-driven core").blocks[0]
+        .conv
+        .as_ref()
+        .unwrap()
+        .weight
+        .val();
     assert!(
         w0.grad(&grads).is_none(),
         "a detached core must get no gradient"

@@ -13,9 +13,17 @@ use std::path::{Path, PathBuf};
 fn write_npy(path: &Path, descr: &str, shape: &[usize], body: &[u8]) {
     let shape_txt = match shape.len() {
         1 => format!("({},)", shape[0]),
-        _ => format!("({})", shape.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
@@ -28,13 +36,28 @@ fn write_npy(path: &Path, descr: &str, shape: &[usize], body: &[u8]) {
     std::fs::write(path, out).unwrap();
 }
 fn f32s(path: &Path, shape: &[usize], v: &[f32]) {
-    write_npy(path, "<f4", shape, &v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>());
+    write_npy(
+        path,
+        "<f4",
+        shape,
+        &v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>(),
+    );
 }
 fn f64s(path: &Path, shape: &[usize], v: &[f64]) {
-    write_npy(path, "<f8", shape, &v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>());
+    write_npy(
+        path,
+        "<f8",
+        shape,
+        &v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>(),
+    );
 }
 fn i64s(path: &Path, v: &[i64]) {
-    write_npy(path, "<i8", &[v.len()], &v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>());
+    write_npy(
+        path,
+        "<i8",
+        &[v.len()],
+        &v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>(),
+    );
 }
 fn strs(path: &Path, v: &[&str], width: usize) {
     let mut body = Vec::new();
@@ -46,7 +69,16 @@ fn strs(path: &Path, v: &[&str], width: usize) {
     write_npy(path, &format!("<U{width}"), &[v.len()], &body);
 }
 
-const TIERS: [&str; 8] = ["train", "train", "train", "validation", "test", "test", "test", "train"];
+const TIERS: [&str; 8] = [
+    "train",
+    "train",
+    "train",
+    "validation",
+    "test",
+    "test",
+    "test",
+    "train",
+];
 const IMAGE_IDS: [i64; 8] = [10, 11, 12, 13, 20, 20, 21, 14];
 
 /// A small valid tree: 8 trials, 4 neurons, images (1, 2, 3) f32, responses f64.
@@ -54,11 +86,23 @@ fn small_tree(root: &Path) {
     let n = 4;
     for i in 0..8 {
         let d = root.join("data");
-        f32s(&d.join(format!("images/{i}.npy")), &[1, 2, 3], &[i as f32; 6]);
+        f32s(
+            &d.join(format!("images/{i}.npy")),
+            &[1, 2, 3],
+            &[i as f32; 6],
+        );
         let r: Vec<f64> = (0..n).map(|j| (i * n + j) as f64 * 0.5).collect();
         f64s(&d.join(format!("responses/{i}.npy")), &[n], &r);
-        f64s(&d.join(format!("behavior/{i}.npy")), &[3], &[1.0, 2.0, i as f64]);
-        f64s(&d.join(format!("pupil_center/{i}.npy")), &[2], &[i as f64, -1.0]);
+        f64s(
+            &d.join(format!("behavior/{i}.npy")),
+            &[3],
+            &[1.0, 2.0, i as f64],
+        );
+        f64s(
+            &d.join(format!("pupil_center/{i}.npy")),
+            &[2],
+            &[i as f64, -1.0],
+        );
     }
     let t = root.join("meta/trials");
     strs(&t.join("tiers.npy"), &TIERS, 10);
@@ -66,16 +110,41 @@ fn small_tree(root: &Path) {
     i64s(&t.join("trial_idx.npy"), &[7, 6, 5, 4, 3, 2, 1, 0]);
     strs(&t.join("frame_image_class.npy"), &["imagenet"; 8], 64);
     let nr = root.join("meta/neurons");
-    write_npy(&nr.join("unit_ids.npy"), "<u2", &[4], &[5u16, 6, 7, 8].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>());
-    f64s(&nr.join("cell_motor_coordinates.npy"), &[4, 3], &(0..12).map(f64::from).collect::<Vec<_>>());
+    write_npy(
+        &nr.join("unit_ids.npy"),
+        "<u2",
+        &[4],
+        &[5u16, 6, 7, 8]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect::<Vec<_>>(),
+    );
+    f64s(
+        &nr.join("cell_motor_coordinates.npy"),
+        &[4, 3],
+        &(0..12).map(f64::from).collect::<Vec<_>>(),
+    );
     strs(&nr.join("area.npy"), &["V1"; 4], 2);
     let s = root.join("meta/statistics");
-    for (field, len, mean, std) in [("images", 0, 3.0, 2.0), ("responses", 4, 1.0, 0.5), ("behavior", 3, 1.0, 2.0), ("pupil_center", 2, 0.5, 4.0)] {
+    for (field, len, mean, std) in [
+        ("images", 0, 3.0, 2.0),
+        ("responses", 4, 1.0, 0.5),
+        ("behavior", 3, 1.0, 2.0),
+        ("pupil_center", 2, 0.5, 4.0),
+    ] {
         for which in ["all", "stimulus_frame"] {
             let shape: Vec<usize> = if len == 0 { vec![] } else { vec![len] };
             let k = len.max(1);
-            f64s(&s.join(format!("{field}/{which}/mean.npy")), &shape, &vec![mean; k]);
-            f64s(&s.join(format!("{field}/{which}/std.npy")), &shape, &vec![std; k]);
+            f64s(
+                &s.join(format!("{field}/{which}/mean.npy")),
+                &shape,
+                &vec![mean; k],
+            );
+            f64s(
+                &s.join(format!("{field}/{which}/std.npy")),
+                &shape,
+                &vec![std; k],
+            );
         }
     }
     std::fs::write(root.join("config.json"), r#"{"links": {}}"#).unwrap();
@@ -114,32 +183,92 @@ fn read_npz(path: &Path) -> HashMap<String, Vec<f64>> {
 fn assert_close(name: &str, got: &[f64], want: &[f64]) {
     assert_eq!(got.len(), want.len(), "{name}: length");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= 1e-12 * w.abs().max(1.0), "{name}[{i}]: {g} vs {w}");
+        assert!(
+            (g - w).abs() <= 1e-12 * w.abs().max(1.0),
+            "{name}[{i}]: {g} vs {w}"
+        );
     }
 }
 
 #[test]
 fn normalizer_matches_neuralpredictors() {
     let z = read_npz(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/normalizer.npz"));
-    let field = |m: &str, s: &str| FieldStatistics { mean: z[m].clone(), std: z[s].clone(), ..Default::default() };
+    let field = |m: &str, s: &str| FieldStatistics {
+        mean: z[m].clone(),
+        std: z[s].clone(),
+        ..Default::default()
+    };
     let mut stats = Statistics::default();
     for f in ["images", "responses", "behavior", "pupil_center"] {
-        stats.all.insert(f.into(), field(&format!("{f}_mean"), &format!("{f}_std")));
+        stats
+            .all
+            .insert(f.into(), field(&format!("{f}_mean"), &format!("{f}_std")));
     }
     let norm = Normalizer::from_statistics(&stats, &NormalizeOptions::default()).unwrap();
-    assert_close("response_precision", &norm.response_precision, &z["response_precision"]);
-    assert_close("out_images", &norm.images(&z["in_images"]), &z["out_images"]);
-    assert_close("out_responses", &norm.responses(&z["in_responses"]), &z["out_responses"]);
-    assert_close("out_behavior", &norm.behavior(&z["in_behavior"]), &z["out_behavior"]);
-    assert_close("out_pupil_center", &norm.pupil_center(&z["in_pupil_center"]), &z["out_pupil_center"]);
+    assert_close(
+        "response_precision",
+        &norm.response_precision,
+        &z["response_precision"],
+    );
+    assert_close(
+        "out_images",
+        &norm.images(&z["in_images"]),
+        &z["out_images"],
+    );
+    assert_close(
+        "out_responses",
+        &norm.responses(&z["in_responses"]),
+        &z["out_responses"],
+    );
+    assert_close(
+        "out_behavior",
+        &norm.behavior(&z["in_behavior"]),
+        &z["out_behavior"],
+    );
+    assert_close(
+        "out_pupil_center",
+        &norm.pupil_center(&z["in_pupil_center"]),
+        &z["out_pupil_center"],
+    );
     let len = z["dataset_len"][0] as usize;
-    assert_close("out_trial_idx", &Normalizer::trial_idx(&z["in_trial_idx"], len), &z["out_trial_idx"]);
-    assert_close("inv_images", &norm.inverse_images(&z["out_images"]), &z["inv_images"]);
-    assert_close("inv_responses", &norm.inverse_responses(&z["out_responses"]), &z["inv_responses"]);
-    assert_close("inv_behavior", &norm.inverse_behavior(&z["out_behavior"]), &z["inv_behavior"]);
-    assert_close("inv_pupil_center", &norm.inverse_pupil_center(&z["out_pupil_center"]), &z["inv_pupil_center"]);
-    let excl = Normalizer::from_statistics(&stats, &NormalizeOptions { exclude_images: true, ..Default::default() }).unwrap();
-    assert_close("images_excluded_out", &excl.images(&z["in_images"]), &z["images_excluded_out"]);
+    assert_close(
+        "out_trial_idx",
+        &Normalizer::trial_idx(&z["in_trial_idx"], len),
+        &z["out_trial_idx"],
+    );
+    assert_close(
+        "inv_images",
+        &norm.inverse_images(&z["out_images"]),
+        &z["inv_images"],
+    );
+    assert_close(
+        "inv_responses",
+        &norm.inverse_responses(&z["out_responses"]),
+        &z["inv_responses"],
+    );
+    assert_close(
+        "inv_behavior",
+        &norm.inverse_behavior(&z["out_behavior"]),
+        &z["inv_behavior"],
+    );
+    assert_close(
+        "inv_pupil_center",
+        &norm.inverse_pupil_center(&z["out_pupil_center"]),
+        &z["inv_pupil_center"],
+    );
+    let excl = Normalizer::from_statistics(
+        &stats,
+        &NormalizeOptions {
+            exclude_images: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_close(
+        "images_excluded_out",
+        &excl.images(&z["in_images"]),
+        &z["images_excluded_out"],
+    );
 }
 
 // ---------- loading ----------
@@ -149,23 +278,43 @@ fn loads_small_tree_with_meta() {
     let (_d, root) = tree();
     let ds = Dataset::load(&root, &LoadOptions::default()).unwrap();
     assert_eq!(ds.data_key, "11111-2-3-0");
-    assert_eq!((ds.n_trials(), ds.n_neurons(), ds.image_shape), (8, 4, [1, 2, 3]));
+    assert_eq!(
+        (ds.n_trials(), ds.n_neurons(), ds.image_shape),
+        (8, 4, [1, 2, 3])
+    );
     assert_eq!(ds.images[6 * 5], 5.0);
     assert_eq!(ds.responses[4 + 1], 2.5);
     assert_eq!(ds.neurons.unit_ids, vec![5, 6, 7, 8]);
-    assert_eq!(ds.neurons.cell_motor_coordinates.as_ref().unwrap()[1], [3.0, 4.0, 5.0]);
+    assert_eq!(
+        ds.neurons.cell_motor_coordinates.as_ref().unwrap()[1],
+        [3.0, 4.0, 5.0]
+    );
     assert_eq!(ds.neurons.area.as_ref().unwrap()[0], "V1");
-    assert_eq!(ds.trials.other["frame_image_class"], MetaArray::Str(vec!["imagenet".into(); 8]));
+    assert_eq!(
+        ds.trials.other["frame_image_class"],
+        MetaArray::Str(vec!["imagenet".into(); 8])
+    );
     assert_eq!(ds.tier_indices(Tier::Test), vec![4, 5, 6]);
-    assert_eq!(ds.repeat_groups(Tier::Test), vec![(20, vec![4, 5]), (21, vec![6])]);
-    let keyed = Dataset::load(&root, &LoadOptions { data_key: Some("mine".into()) }).unwrap();
+    assert_eq!(
+        ds.repeat_groups(Tier::Test),
+        vec![(20, vec![4, 5]), (21, vec![6])]
+    );
+    let keyed = Dataset::load(
+        &root,
+        &LoadOptions {
+            data_key: Some("mine".into()),
+        },
+    )
+    .unwrap();
     assert_eq!(keyed.data_key, "mine");
 }
 
 #[test]
 fn loads_from_zip_with_top_folder() {
     let (d, root) = tree();
-    let zip_path = d.path().join("static26872-17-20-GrayImageNet-94c6ff995dac583098847cfecd43e7b6.zip");
+    let zip_path = d
+        .path()
+        .join("static26872-17-20-GrayImageNet-94c6ff995dac583098847cfecd43e7b6.zip");
     let mut w = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
     let opts = zip::write::SimpleFileOptions::default();
     let mut stack = vec![root.clone()];
@@ -175,7 +324,11 @@ fn loads_from_zip_with_top_folder() {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                let rel = p.strip_prefix(d.path()).unwrap().to_string_lossy().replace('\\', "/");
+                let rel = p
+                    .strip_prefix(d.path())
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 w.start_file(format!("top/{rel}"), opts).unwrap();
                 w.write_all(&std::fs::read(&p).unwrap()).unwrap();
             }
@@ -185,7 +338,10 @@ fn loads_from_zip_with_top_folder() {
     let a = Dataset::load(&root, &LoadOptions::default()).unwrap();
     let b = Dataset::load(&zip_path, &LoadOptions::default()).unwrap();
     assert_eq!(b.data_key, "26872-17-20");
-    assert_eq!((a.images, a.responses, a.tiers), (b.images, b.responses, b.tiers));
+    assert_eq!(
+        (a.images, a.responses, a.tiers),
+        (b.images, b.responses, b.tiers)
+    );
     assert_eq!(a.neurons.unit_ids, b.neurons.unit_ids);
     assert_eq!(a.statistics.all, b.statistics.all);
 }
@@ -232,7 +388,11 @@ fn wrong_dtype_and_shape_are_errors() {
     let e = load_err(&root);
     assert!(e.contains("5.npy") && e.contains("shape"), "{e}");
     let (_d, root) = tree();
-    f64s(&root.join("meta/neurons/cell_motor_coordinates.npy"), &[4, 2], &[0.0; 8]);
+    f64s(
+        &root.join("meta/neurons/cell_motor_coordinates.npy"),
+        &[4, 2],
+        &[0.0; 8],
+    );
     assert!(load_err(&root).contains("cell_motor_coordinates"));
 }
 
@@ -260,16 +420,28 @@ fn unknown_tier_names_file_and_value() {
 #[test]
 fn non_finite_responses_are_rejected() {
     let (_d, root) = tree();
-    f64s(&root.join("data/responses/6.npy"), &[4], &[0.0, f64::NAN, 0.0, 0.0]);
+    f64s(
+        &root.join("data/responses/6.npy"),
+        &[4],
+        &[0.0, f64::NAN, 0.0, 0.0],
+    );
     let e = load_err(&root);
     assert!(e.contains("6.npy") && e.contains("NaN"), "{e}");
-    f64s(&root.join("data/responses/6.npy"), &[4], &[0.0, 0.0, f64::INFINITY, 0.0]);
+    f64s(
+        &root.join("data/responses/6.npy"),
+        &[4],
+        &[0.0, 0.0, f64::INFINITY, 0.0],
+    );
     assert!(load_err(&root).contains("inf"));
 }
 
 #[test]
 fn missing_meta_is_named() {
-    for rel in ["meta/trials/tiers.npy", "meta/trials/frame_image_id.npy", "meta/neurons/unit_ids.npy"] {
+    for rel in [
+        "meta/trials/tiers.npy",
+        "meta/trials/frame_image_id.npy",
+        "meta/neurons/unit_ids.npy",
+    ] {
         let (_d, root) = tree();
         std::fs::remove_file(root.join(rel)).unwrap();
         let e = load_err(&root);
@@ -287,16 +459,28 @@ fn missing_meta_is_named() {
 fn neuron_subsets() {
     let (_d, root) = tree();
     let ds = Dataset::load(&root, &LoadOptions::default()).unwrap();
-    let s = ds.subset_neurons(&NeuronSelection::UnitIds(vec![8, 6])).unwrap();
+    let s = ds
+        .subset_neurons(&NeuronSelection::UnitIds(vec![8, 6]))
+        .unwrap();
     assert_eq!(s.neurons.unit_ids, vec![8, 6]);
     assert_eq!(&s.responses[..2], &[ds.responses[3], ds.responses[1]]);
     assert_eq!(s.statistics.all["responses"].std.len(), 2);
-    let r1 = ds.subset_neurons(&NeuronSelection::Random { count: 2, seed: 7 }).unwrap();
-    let r2 = ds.subset_neurons(&NeuronSelection::Random { count: 2, seed: 7 }).unwrap();
+    let r1 = ds
+        .subset_neurons(&NeuronSelection::Random { count: 2, seed: 7 })
+        .unwrap();
+    let r2 = ds
+        .subset_neurons(&NeuronSelection::Random { count: 2, seed: 7 })
+        .unwrap();
     assert_eq!(r1.neurons.unit_ids, r2.neurons.unit_ids);
     assert_eq!(r1.n_neurons(), 2);
-    assert!(ds.subset_neurons(&NeuronSelection::UnitIds(vec![99])).is_err());
-    assert!(ds.subset_neurons(&NeuronSelection::Random { count: 5, seed: 0 }).is_err());
+    assert!(
+        ds.subset_neurons(&NeuronSelection::UnitIds(vec![99]))
+            .is_err()
+    );
+    assert!(
+        ds.subset_neurons(&NeuronSelection::Random { count: 5, seed: 0 })
+            .is_err()
+    );
 }
 
 #[test]
@@ -307,7 +491,10 @@ fn train_image_subsets_keep_other_tiers() {
     assert_eq!(s.tier_indices(Tier::Train).len(), 2);
     assert_eq!(s.tier_indices(Tier::Test).len(), 3);
     assert_eq!(s.n_trials(), 6);
-    assert_eq!(ds.subset_train_images(2, 3).unwrap().trials.frame_image_id, s.trials.frame_image_id);
+    assert_eq!(
+        ds.subset_train_images(2, 3).unwrap().trials.frame_image_id,
+        s.trials.frame_image_id
+    );
     assert!(ds.subset_train_images(5, 0).is_err());
 }
 
@@ -340,21 +527,31 @@ fn npy_reads_integer_and_unicode_dtypes() {
     assert_eq!(a.data, NpyData::Str(vec!["ab".into(), "ü".into()]));
     write_npy(&p, "|u1", &[2, 1], &[3, 250]);
     let a = npy::parse(&std::fs::read(&p).unwrap(), &p).unwrap();
-    assert_eq!((a.shape.clone(), a.into_i64(&p).unwrap()), (vec![2, 1], vec![3, 250]));
+    assert_eq!(
+        (a.shape.clone(), a.into_i64(&p).unwrap()),
+        (vec![2, 1], vec![3, 250])
+    );
 }
 
 // ---------- real data ----------
 
 #[test]
 fn real_lurz_scan_counts_and_normalization() {
-    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/lurz2020_static20457-5-9"));
+    // `../shared` next to the repository; `CORTEXFIT_SHARED` overrides it (e.g. in git worktrees).
+    let shared = std::env::var("CORTEXFIT_SHARED")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared").to_string());
+    let root_buf = Path::new(&shared).join("data/lurz2020_static20457-5-9");
+    let root = root_buf.as_path();
     if !root.exists() {
         eprintln!("skipping: {} is absent", root.display());
         return;
     }
     let ds = Dataset::load(root, &LoadOptions::default()).unwrap();
     assert_eq!(ds.data_key, "20457-5-9");
-    assert_eq!((ds.n_trials(), ds.n_neurons(), ds.image_shape), (4994, 5335, [1, 36, 64]));
+    assert_eq!(
+        (ds.n_trials(), ds.n_neurons(), ds.image_shape),
+        (4994, 5335, [1, 36, 64])
+    );
     assert_eq!(ds.tier_indices(Tier::Train).len(), 4472);
     assert_eq!(ds.tier_indices(Tier::Validation).len(), 522);
     assert_eq!(&ds.neurons.unit_ids[..3], &[1, 2, 3]);
@@ -366,11 +563,11 @@ fn real_lurz_scan_counts_and_normalization() {
     for (g, w) in p.normalizer.response_precision.iter().zip(want_p) {
         assert!((g - w).abs() < 1e-6 * w, "{g} vs {w}");
     }
-    let want_r = [7.882_140_8e-8f32, 8.194_580_7e-3, 6.762_547_4e-9];
+    let want_r = [7.882_141e-8f32, 8.194_581e-3, 6.762_547e-9];
     for (g, w) in p.responses.iter().zip(want_r) {
         assert!((g - w).abs() < 1e-5 * w, "{g} vs {w}");
     }
-    let want_b = [3.94460543f32, 0.81679852, 0.0];
+    let want_b = [3.944_605_4_f32, 0.816_798_5, 0.0];
     for (g, w) in p.behavior.as_ref().unwrap().iter().zip(want_b) {
         assert!((g - w).abs() < 1e-5, "{g} vs {w}");
     }

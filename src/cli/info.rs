@@ -16,12 +16,18 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let start = std::time::Instant::now();
-    let options = LoadOptions { data_key: args.data_key };
-    let ds = Dataset::load(&args.path, &options).with_context(|| format!("loading {}", args.path.display()))?;
+    let options = LoadOptions {
+        data_key: args.data_key,
+    };
+    let ds = Dataset::load(&args.path, &options)
+        .with_context(|| format!("loading {}", args.path.display()))?;
     let elapsed = start.elapsed().as_secs_f64();
     let [c, h, w] = ds.image_shape;
     println!("data key      {}", ds.data_key);
-    println!("source        {}  (loaded in {elapsed:.2} s)", ds.source.display());
+    println!(
+        "source        {}  (loaded in {elapsed:.2} s)",
+        ds.source.display()
+    );
     println!("trials        {}", ds.n_trials());
     for tier in Tier::ALL {
         let n = ds.tier_indices(tier).len();
@@ -31,8 +37,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     println!("neurons       {}", ds.n_neurons());
     println!("image size    {c}×{h}×{w} (C×H×W)");
-    println!("behavior      {}", if ds.behavior.is_some() { "present" } else { "absent" });
-    println!("pupil_center  {}", if ds.pupil_center.is_some() { "present" } else { "absent" });
+    println!(
+        "behavior      {}",
+        if ds.behavior.is_some() {
+            "present"
+        } else {
+            "absent"
+        }
+    );
+    println!(
+        "pupil_center  {}",
+        if ds.pupil_center.is_some() {
+            "present"
+        } else {
+            "absent"
+        }
+    );
     for tier in [Tier::Test, Tier::FinalTest] {
         let groups = ds.repeat_groups(tier);
         if groups.is_empty() {
@@ -59,11 +79,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let prepared = PreparedDataset::new(ds, &NormalizeOptions::default())?;
         let responses: Vec<f64> = test
             .iter()
-            .flat_map(|&i| prepared.responses[i * n..(i + 1) * n].iter().map(|&v| v as f64))
+            .flat_map(|&i| {
+                prepared.responses[i * n..(i + 1) * n]
+                    .iter()
+                    .map(|&v| v as f64)
+            })
             .collect();
-        let ids: Vec<i64> = test.iter().map(|&i| prepared.dataset.trials.frame_image_id[i]).collect();
+        let ids: Vec<i64> = test
+            .iter()
+            .map(|&i| prepared.dataset.trials.frame_image_id[i])
+            .collect();
         let oracle = crate::metrics::oracle_jackknife(&responses, n, &ids);
-        let mean = oracle.iter().map(|v| if v.is_nan() { 0.0 } else { *v }).sum::<f64>() / oracle.len().max(1) as f64;
+        let mean = oracle
+            .iter()
+            .map(|v| if v.is_nan() { 0.0 } else { *v })
+            .sum::<f64>()
+            / oracle.len().max(1) as f64;
         println!("oracle (jackknife, test) mean over neurons {mean:.4}");
     }
     Ok(())

@@ -1,8 +1,8 @@
 //! Normalized copies of a dataset and the trial batches used for training and evaluation.
 
-use super::{Dataset, DataError, NormalizeOptions, Normalizer, Tier};
-use rand::seq::SliceRandom;
+use super::{DataError, Dataset, NormalizeOptions, Normalizer, Tier};
 use rand::Rng;
+use rand::seq::SliceRandom;
 
 /// A batch of normalized trials, ready to become tensors.
 #[derive(Debug, Clone)]
@@ -34,7 +34,9 @@ fn apply(x: &[f32], f: impl Fn(&[f64]) -> Vec<f64>) -> Vec<f32> {
 }
 
 fn gather(x: &[f32], width: usize, idx: &[usize]) -> Vec<f32> {
-    idx.iter().flat_map(|&i| x[i * width..(i + 1) * width].iter().copied()).collect()
+    idx.iter()
+        .flat_map(|&i| x[i * width..(i + 1) * width].iter().copied())
+        .collect()
 }
 
 impl PreparedDataset {
@@ -43,9 +45,22 @@ impl PreparedDataset {
         let normalizer = Normalizer::from_statistics(&dataset.statistics, options)?;
         let images = apply(&dataset.images, |x| normalizer.images(x));
         let responses = apply(&dataset.responses, |x| normalizer.responses(x));
-        let behavior = dataset.behavior.as_ref().map(|b| apply(b, |x| normalizer.behavior(x)));
-        let pupil_center = dataset.pupil_center.as_ref().map(|p| apply(p, |x| normalizer.pupil_center(x)));
-        Ok(PreparedDataset { dataset, normalizer, images, responses, behavior, pupil_center })
+        let behavior = dataset
+            .behavior
+            .as_ref()
+            .map(|b| apply(b, |x| normalizer.behavior(x)));
+        let pupil_center = dataset
+            .pupil_center
+            .as_ref()
+            .map(|p| apply(p, |x| normalizer.pupil_center(x)));
+        Ok(PreparedDataset {
+            dataset,
+            normalizer,
+            images,
+            responses,
+            behavior,
+            pupil_center,
+        })
     }
 
     /// The normalized trials `idx`.
@@ -65,16 +80,26 @@ impl PreparedDataset {
     pub fn train_batches(&self, batch_size: usize, rng: &mut impl Rng) -> Vec<Vec<usize>> {
         let mut idx = self.dataset.tier_indices(Tier::Train);
         idx.shuffle(rng);
-        idx.chunks(batch_size.max(1)).map(<[usize]>::to_vec).collect()
+        idx.chunks(batch_size.max(1))
+            .map(<[usize]>::to_vec)
+            .collect()
     }
 
     /// Trials of `tier` in order, cut into batches of `batch_size`.
     pub fn eval_batches(&self, tier: Tier, batch_size: usize) -> Vec<Vec<usize>> {
-        self.dataset.tier_indices(tier).chunks(batch_size.max(1)).map(<[usize]>::to_vec).collect()
+        self.dataset
+            .tier_indices(tier)
+            .chunks(batch_size.max(1))
+            .map(<[usize]>::to_vec)
+            .collect()
     }
 
     /// One batch per unique image of `tier` (all its repeats), sorted by image id.
     pub fn repeat_batches(&self, tier: Tier) -> Vec<Vec<usize>> {
-        self.dataset.repeat_groups(tier).into_iter().map(|(_, g)| g).collect()
+        self.dataset
+            .repeat_groups(tier)
+            .into_iter()
+            .map(|(_, g)| g)
+            .collect()
     }
 }

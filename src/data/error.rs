@@ -16,19 +16,41 @@ pub enum DataError {
     Npy { path: PathBuf, message: String },
     /// The array has a dtype this field cannot hold.
     #[error("{path}: unsupported dtype {found}, expected {expected}")]
-    Dtype { path: PathBuf, found: String, expected: String },
+    Dtype {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
     /// The array has the wrong shape.
     #[error("{path}: shape {found:?}, expected {expected}")]
-    Shape { path: PathBuf, found: Vec<usize>, expected: String },
+    Shape {
+        path: PathBuf,
+        found: Vec<usize>,
+        expected: String,
+    },
     /// Two fields disagree on the number of trials.
     #[error("{path}: {found} trials, but {expected} trials were found in data/images")]
-    TrialCount { path: PathBuf, found: usize, expected: usize },
+    TrialCount {
+        path: PathBuf,
+        found: usize,
+        expected: usize,
+    },
     /// A tier name that is none of train / validation / test / final_test.
-    #[error("{path}: unknown tier {value:?} at trial {trial}, expected train, validation, test or final_test")]
-    UnknownTier { path: PathBuf, value: String, trial: usize },
+    #[error(
+        "{path}: unknown tier {value:?} at trial {trial}, expected train, validation, test or final_test"
+    )]
+    UnknownTier {
+        path: PathBuf,
+        value: String,
+        trial: usize,
+    },
     /// NaN or infinite values where only finite numbers make sense.
     #[error("{path}: non-finite value {value} at element {index}, expected finite numbers")]
-    NonFinite { path: PathBuf, value: f64, index: usize },
+    NonFinite {
+        path: PathBuf,
+        value: f64,
+        index: usize,
+    },
     /// A subset request that cannot be satisfied.
     #[error("invalid subset: {0}")]
     Subset(String),
@@ -36,6 +58,9 @@ pub enum DataError {
 
 impl DataError {
     pub(crate) fn io(path: impl Into<PathBuf>, err: impl std::fmt::Display) -> Self {
-        DataError::Io { path: path.into(), message: err.to_string() }
+        DataError::Io {
+            path: path.into(),
+            message: err.to_string(),
+        }
     }
 }

@@ -5,8 +5,8 @@ use super::error::DataError;
 use super::npy::{self, NpyArray, NpyData};
 use super::source::Source;
 use super::{
-    data_key_from_path, Dataset, FieldStatistics, LoadOptions, MetaArray, NeuronMeta, Statistics, Tier,
-    TrialMeta,
+    Dataset, FieldStatistics, LoadOptions, MetaArray, NeuronMeta, Statistics, Tier, TrialMeta,
+    data_key_from_path,
 };
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -30,7 +30,11 @@ fn count_trials(src: &Source, field: &str) -> Result<usize, DataError> {
     if let Some(pos) = idx.iter().enumerate().position(|(i, &v)| i != v) {
         return Err(DataError::Missing {
             path: src.display_path(&format!("{dir}/{pos}.npy")),
-            expected: format!("trial files 0.npy … {}.npy without gaps", idx.len() - 1),
+            expected: format!(
+                "trial files 0.npy … {}.npy without gaps ({} files found)",
+                idx.last().copied().unwrap_or(0),
+                idx.len()
+            ),
         });
     }
     Ok(idx.len())
@@ -46,7 +50,11 @@ fn read_field(
 ) -> Result<(Vec<f32>, Vec<usize>), DataError> {
     let found = count_trials(src, field)?;
     if found != n_trials {
-        return Err(DataError::TrialCount { path: src.display_path(&format!("data/{field}")), found, expected: n_trials });
+        return Err(DataError::TrialCount {
+            path: src.display_path(&format!("data/{field}")),
+            found,
+            expected: n_trials,
+        });
     }
     let arrays: Vec<(Vec<usize>, Vec<f32>)> = (0..n_trials)
         .into_par_iter()
@@ -56,13 +64,23 @@ fn read_field(
             let shape = a.shape.clone();
             let path = src.display_path(&rel);
             if matches!(a.data, NpyData::Str(_)) {
-                return Err(DataError::Dtype { path, found: a.descr, expected: "u1, f4 or f8".into() });
+                return Err(DataError::Dtype {
+                    path,
+                    found: a.descr,
+                    expected: "u1, f4 or f8".into(),
+                });
             }
             let v = a.into_f32(&path)?;
-            if check_finite {
-                if let Some((j, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-                    return Err(DataError::NonFinite { path, value: *x as f64, index: j });
-                }
+            if let Some((j, x)) = v
+                .iter()
+                .enumerate()
+                .find(|(_, x)| check_finite && !x.is_finite())
+            {
+                return Err(DataError::NonFinite {
+                    path,
+                    value: *x as f64,
+                    index: j,
+                });
             }
             Ok((shape, v))
         })
@@ -92,36 +110,42 @@ fn to_meta(a: NpyArray) -> MetaArray {
 }
 
 /// All arrays of a meta folder whose first axis has length `n` (checked), by file stem.
-fn read_meta_dir(src: &Source, dir: &str, n: Option<usize>) -> Result<BTreeMap<String, (NpyArray, String)>, DataError> {
+fn read_meta_dir(
+    src: &Source,
+    dir: &str,
+    n: Option<usize>,
+) -> Result<BTreeMap<String, (NpyArray, String)>, DataError> {
     let mut out = BTreeMap::new();
     for name in src.list(dir)? {
-        let Some(stem) = name.strip_suffix(".npy") else { continue };
+        let Some(stem) = name.strip_suffix(".npy") else {
+            continue;
+        };
         let rel = format!("{dir}/{name}");
         let a = read_npy(src, &rel)?;
-        if let Some(n) = n {
-            if a.shape.first() != Some(&n) {
-                return Err(DataError::Shape {
-                    path: src.display_path(&rel),
-                    found: a.shape,
-                    expected: format!("first axis of length {n}"),
-                });
-            }
+        if let Some(n) = n.filter(|&n| a.shape.first() != Some(&n)) {
+            return Err(DataError::Shape {
+                path: src.display_path(&rel),
+                found: a.shape,
+                expected: format!("first axis of length {n}"),
+            });
         }
         out.insert(stem.to_string(), (a, rel));
     }
     Ok(out)
 }
 
-fn require<'a>(
+fn require(
     src: &Source,
     map: &mut BTreeMap<String, (NpyArray, String)>,
     dir: &str,
     name: &str,
 ) -> Result<(NpyArray, std::path::PathBuf), DataError> {
-    map.remove(name).map(|(a, rel)| (a, src.display_path(&rel))).ok_or_else(|| DataError::Missing {
-        path: src.display_path(&format!("{dir}/{name}.npy")),
-        expected: format!("meta array {name}"),
-    })
+    map.remove(name)
+        .map(|(a, rel)| (a, src.display_path(&rel)))
+        .ok_or_else(|| DataError::Missing {
+            path: src.display_path(&format!("{dir}/{name}.npy")),
+            expected: format!("meta array {name}"),
+        })
 }
 
 fn read_trials(src: &Source, n: usize) -> Result<(Vec<Tier>, TrialMeta), DataError> {
@@ -129,14 +153,22 @@ fn read_trials(src: &Source, n: usize) -> Result<(Vec<Tier>, TrialMeta), DataErr
     let mut map = read_meta_dir(src, dir, Some(n))?;
     let (tiers_a, tiers_path) = require(src, &mut map, dir, "tiers")?;
     if !matches!(tiers_a.data, NpyData::Str(_)) {
-        return Err(DataError::Dtype { path: tiers_path, found: tiers_a.descr, expected: "a unicode string array".into() });
+        return Err(DataError::Dtype {
+            path: tiers_path,
+            found: tiers_a.descr,
+            expected: "a unicode string array".into(),
+        });
     }
     let tiers = tiers_a
         .into_strings()
         .into_iter()
         .enumerate()
         .map(|(i, s)| {
-            s.parse::<Tier>().map_err(|_| DataError::UnknownTier { path: tiers_path.clone(), value: s, trial: i })
+            s.parse::<Tier>().map_err(|_| DataError::UnknownTier {
+                path: tiers_path.clone(),
+                value: s,
+                trial: i,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let (ids, ids_path) = require(src, &mut map, dir, "frame_image_id")?;
@@ -146,7 +178,14 @@ fn read_trials(src: &Source, n: usize) -> Result<(Vec<Tier>, TrialMeta), DataErr
         None => None,
     };
     let other = map.into_iter().map(|(k, (a, _))| (k, to_meta(a))).collect();
-    Ok((tiers, TrialMeta { frame_image_id, trial_idx, other }))
+    Ok((
+        tiers,
+        TrialMeta {
+            frame_image_id,
+            trial_idx,
+            other,
+        },
+    ))
 }
 
 fn read_neurons(src: &Source, n: usize) -> Result<NeuronMeta, DataError> {
@@ -158,14 +197,20 @@ fn read_neurons(src: &Source, n: usize) -> Result<NeuronMeta, DataError> {
         Some((a, rel)) => {
             let path = src.display_path(&rel);
             if a.shape != [n, 3] {
-                return Err(DataError::Shape { path, found: a.shape, expected: format!("({n}, 3)") });
+                return Err(DataError::Shape {
+                    path,
+                    found: a.shape,
+                    expected: format!("({n}, 3)"),
+                });
             }
             let v = a.into_f64(&path)?;
             Some(v.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect())
         }
         None => None,
     };
-    let strings = |map: &mut BTreeMap<String, (NpyArray, String)>, k: &str| map.remove(k).map(|(a, _)| a.into_strings());
+    let strings = |map: &mut BTreeMap<String, (NpyArray, String)>, k: &str| {
+        map.remove(k).map(|(a, _)| a.into_strings())
+    };
     let area = strings(&mut map, "area");
     let layer = strings(&mut map, "layer");
     let mut ints = |k: &str| -> Result<Option<Vec<i64>>, DataError> {
@@ -177,7 +222,15 @@ fn read_neurons(src: &Source, n: usize) -> Result<NeuronMeta, DataError> {
     let animal_ids = ints("animal_ids")?;
     let multi_match_id = ints("multi_match_id")?;
     let other = map.into_iter().map(|(k, (a, _))| (k, to_meta(a))).collect();
-    Ok(NeuronMeta { unit_ids, cell_motor_coordinates, area, layer, animal_ids, multi_match_id, other })
+    Ok(NeuronMeta {
+        unit_ids,
+        cell_motor_coordinates,
+        area,
+        layer,
+        animal_ids,
+        multi_match_id,
+        other,
+    })
 }
 
 fn read_statistics(src: &Source) -> Result<Statistics, DataError> {
@@ -189,7 +242,10 @@ fn read_statistics(src: &Source) -> Result<Statistics, DataError> {
         });
     }
     for field in ["images", "responses", "behavior", "pupil_center"] {
-        for (which, target) in [("all", &mut stats.all), ("stimulus_frame", &mut stats.stimulus_frame)] {
+        for (which, target) in [
+            ("all", &mut stats.all),
+            ("stimulus_frame", &mut stats.stimulus_frame),
+        ] {
             let dir = format!("meta/statistics/{field}/{which}");
             if !src.exists(&format!("{dir}/")) {
                 continue;
@@ -199,9 +255,19 @@ fn read_statistics(src: &Source) -> Result<Statistics, DataError> {
                 read_npy(src, &rel)?.into_f64(&src.display_path(&rel))
             };
             let opt = |name: &str| -> Result<Option<Vec<f64>>, DataError> {
-                if src.exists(&format!("{dir}/{name}.npy")) { get(name).map(Some) } else { Ok(None) }
+                if src.exists(&format!("{dir}/{name}.npy")) {
+                    get(name).map(Some)
+                } else {
+                    Ok(None)
+                }
             };
-            let fs = FieldStatistics { mean: get("mean")?, std: get("std")?, min: opt("min")?, max: opt("max")?, median: opt("median")? };
+            let fs = FieldStatistics {
+                mean: get("mean")?,
+                std: get("std")?,
+                min: opt("min")?,
+                max: opt("max")?,
+                median: opt("median")?,
+            };
             target.insert(field.to_string(), fs);
         }
     }
@@ -213,7 +279,10 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Dataset, DataError> {
     let src = Source::open(path)?;
     let n_trials = count_trials(&src, "images")?;
     if n_trials == 0 {
-        return Err(DataError::Missing { path: src.display_path("data/images/0.npy"), expected: "at least one trial".into() });
+        return Err(DataError::Missing {
+            path: src.display_path("data/images/0.npy"),
+            expected: "at least one trial".into(),
+        });
     }
     let (images, shape) = read_field(&src, "images", n_trials, false)?;
     let image_shape = match shape[..] {
@@ -224,12 +293,16 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Dataset, DataError> {
                 path: src.display_path("data/images/0.npy"),
                 found: shape,
                 expected: "(C, H, W) or (H, W)".into(),
-            })
+            });
         }
     };
     let (responses, rshape) = read_field(&src, "responses", n_trials, true)?;
     if rshape.len() != 1 {
-        return Err(DataError::Shape { path: src.display_path("data/responses/0.npy"), found: rshape, expected: "(N,)".into() });
+        return Err(DataError::Shape {
+            path: src.display_path("data/responses/0.npy"),
+            found: rshape,
+            expected: "(N,)".into(),
+        });
     }
     let n_neurons = rshape[0];
     let optional = |field: &str, width: usize| -> Result<Option<Vec<f32>>, DataError> {
@@ -238,7 +311,11 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Dataset, DataError> {
         }
         let (v, s) = read_field(&src, field, n_trials, true)?;
         if s != [width] {
-            return Err(DataError::Shape { path: src.display_path(&format!("data/{field}/0.npy")), found: s, expected: format!("({width},)") });
+            return Err(DataError::Shape {
+                path: src.display_path(&format!("data/{field}/0.npy")),
+                found: s,
+                expected: format!("({width},)"),
+            });
         }
         Ok(Some(v))
     };
@@ -248,7 +325,10 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Dataset, DataError> {
     let neurons = read_neurons(&src, n_neurons)?;
     let statistics = read_statistics(&src)?;
     Ok(Dataset {
-        data_key: options.data_key.clone().unwrap_or_else(|| data_key_from_path(path)),
+        data_key: options
+            .data_key
+            .clone()
+            .unwrap_or_else(|| data_key_from_path(path)),
         source: path.to_path_buf(),
         image_shape,
         images,

@@ -86,7 +86,9 @@ pub struct Statistics {
 impl Statistics {
     /// Statistics of `field` from source `all` (falling back to `stimulus_frame`).
     pub fn field(&self, field: &str) -> Option<&FieldStatistics> {
-        self.all.get(field).or_else(|| self.stimulus_frame.get(field))
+        self.all
+            .get(field)
+            .or_else(|| self.stimulus_frame.get(field))
     }
 }
 
@@ -132,7 +134,9 @@ impl Dataset {
 
     /// Trial indices of `tier`, ascending.
     pub fn tier_indices(&self, tier: Tier) -> Vec<usize> {
-        (0..self.n_trials()).filter(|&i| self.tiers[i] == tier).collect()
+        (0..self.n_trials())
+            .filter(|&i| self.tiers[i] == tier)
+            .collect()
     }
 
     /// Trials of `tier` grouped by `frame_image_id` (one group per unique image, sorted by id;
@@ -140,7 +144,10 @@ impl Dataset {
     pub fn repeat_groups(&self, tier: Tier) -> Vec<(i64, Vec<usize>)> {
         let mut groups: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
         for i in self.tier_indices(tier) {
-            groups.entry(self.trials.frame_image_id[i]).or_default().push(i);
+            groups
+                .entry(self.trials.frame_image_id[i])
+                .or_default()
+                .push(i);
         }
         groups.into_iter().collect()
     }
@@ -150,22 +157,34 @@ impl Dataset {
 /// `static20457-5-9-preproc0` → `20457-5-9-0`, `lurz2020_static20457-5-9` → `20457-5-9`,
 /// `static26872-17-20-GrayImageNet-94c6…zip` → `26872-17-20`. Falls back to the file stem.
 pub fn data_key_from_path(path: &Path) -> String {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let stem = name.strip_suffix(".zip").unwrap_or(&name);
-    let Some(pos) = stem.find("static") else { return stem.to_string() };
+    let Some(pos) = stem.find("static") else {
+        return stem.to_string();
+    };
     let rest = &stem[pos + "static".len()..];
     let parts: Vec<&str> = rest.split('-').collect();
     let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let ids: Vec<&str> = parts.iter().take(3).copied().take_while(|s| numeric(s)).collect();
+    let ids: Vec<&str> = parts
+        .iter()
+        .take(3)
+        .copied()
+        .take_while(|s| numeric(s))
+        .collect();
     if ids.len() < 3 {
         return stem.to_string();
     }
     let mut key = ids.join("-");
-    if let Some(p) = parts.get(3).and_then(|s| s.strip_prefix("preproc")) {
-        if numeric(p) {
-            key.push('-');
-            key.push_str(p);
-        }
+    if let Some(p) = parts
+        .get(3)
+        .and_then(|s| s.strip_prefix("preproc"))
+        .filter(|p| numeric(p))
+    {
+        key.push('-');
+        key.push_str(p);
     }
     key
 }
@@ -179,7 +198,10 @@ mod tests {
         let k = |s: &str| data_key_from_path(Path::new(s));
         assert_eq!(k("/x/static20457-5-9-preproc0"), "20457-5-9-0");
         assert_eq!(k("/x/lurz2020_static20457-5-9"), "20457-5-9");
-        assert_eq!(k("static26872-17-20-GrayImageNet-94c6ff995dac583098847cfecd43e7b6.zip"), "26872-17-20");
+        assert_eq!(
+            k("static26872-17-20-GrayImageNet-94c6ff995dac583098847cfecd43e7b6.zip"),
+            "26872-17-20"
+        );
         assert_eq!(k("/x/mydata"), "mydata");
     }
 }

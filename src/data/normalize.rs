@@ -2,8 +2,8 @@
 //! by a per-neuron precision with a floor, behaviour divided by its std, pupil centre z-scored.
 //! Everything is computed in f64 and is exactly invertible.
 
-use super::error::DataError;
 use super::Statistics;
+use super::error::DataError;
 use std::path::PathBuf;
 
 /// Options of the normalizer (neuralpredictors' `exclude` / `subtract_behavior_mean`).
@@ -40,24 +40,51 @@ fn missing(field: &str) -> DataError {
 
 impl Normalizer {
     /// Build from `meta/statistics` (source `all`).
-    pub fn from_statistics(stats: &Statistics, options: &NormalizeOptions) -> Result<Normalizer, DataError> {
+    pub fn from_statistics(
+        stats: &Statistics,
+        options: &NormalizeOptions,
+    ) -> Result<Normalizer, DataError> {
         let image_stats = if options.exclude_images {
             None
         } else {
             let s = stats.field("images").ok_or_else(|| missing("images"))?;
-            let (Some(&m), Some(&sd)) = (s.mean.first(), s.std.first()) else { return Err(missing("images")) };
+            let (Some(&m), Some(&sd)) = (s.mean.first(), s.std.first()) else {
+                return Err(missing("images"));
+            };
             Some((m, sd))
         };
-        let r = stats.field("responses").ok_or_else(|| missing("responses"))?;
+        let r = stats
+            .field("responses")
+            .ok_or_else(|| missing("responses"))?;
         let threshold = 0.01 * r.std.iter().sum::<f64>() / r.std.len().max(1) as f64;
-        let response_precision =
-            r.std.iter().map(|&s| if s > threshold { 1.0 / s } else { 1.0 / threshold }).collect();
+        let response_precision = r
+            .std
+            .iter()
+            .map(|&s| {
+                if s > threshold {
+                    1.0 / s
+                } else {
+                    1.0 / threshold
+                }
+            })
+            .collect();
         let behavior = stats.field("behavior").map(|b| {
-            let mean = if options.subtract_behavior_mean { b.mean.clone() } else { vec![0.0; b.std.len()] };
+            let mean = if options.subtract_behavior_mean {
+                b.mean.clone()
+            } else {
+                vec![0.0; b.std.len()]
+            };
             (mean, b.std.iter().map(|s| 1.0 / s).collect())
         });
-        let pupil_center = stats.field("pupil_center").map(|p| (p.mean.clone(), p.std.clone()));
-        Ok(Normalizer { image_stats, response_precision, behavior, pupil_center })
+        let pupil_center = stats
+            .field("pupil_center")
+            .map(|p| (p.mean.clone(), p.std.clone()));
+        Ok(Normalizer {
+            image_stats,
+            response_precision,
+            behavior,
+            pupil_center,
+        })
     }
 
     /// Normalize images (any number of values; scalar statistics).
@@ -77,23 +104,37 @@ impl Normalizer {
     /// Normalize responses, row-major trials×neurons.
     pub fn responses(&self, x: &[f64]) -> Vec<f64> {
         let p = &self.response_precision;
-        x.iter().enumerate().map(|(i, v)| v * p[i % p.len()]).collect()
+        x.iter()
+            .enumerate()
+            .map(|(i, v)| v * p[i % p.len()])
+            .collect()
     }
     pub fn inverse_responses(&self, x: &[f64]) -> Vec<f64> {
         let p = &self.response_precision;
-        x.iter().enumerate().map(|(i, v)| v / p[i % p.len()]).collect()
+        x.iter()
+            .enumerate()
+            .map(|(i, v)| v / p[i % p.len()])
+            .collect()
     }
 
     /// Normalize behaviour, row-major trials×3 (identity if no statistics).
     pub fn behavior(&self, x: &[f64]) -> Vec<f64> {
         match &self.behavior {
-            Some((m, p)) => x.iter().enumerate().map(|(i, v)| (v - m[i % m.len()]) * p[i % p.len()]).collect(),
+            Some((m, p)) => x
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (v - m[i % m.len()]) * p[i % p.len()])
+                .collect(),
             None => x.to_vec(),
         }
     }
     pub fn inverse_behavior(&self, x: &[f64]) -> Vec<f64> {
         match &self.behavior {
-            Some((m, p)) => x.iter().enumerate().map(|(i, v)| v / p[i % p.len()] + m[i % m.len()]).collect(),
+            Some((m, p)) => x
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v / p[i % p.len()] + m[i % m.len()])
+                .collect(),
             None => x.to_vec(),
         }
     }
@@ -101,13 +142,21 @@ impl Normalizer {
     /// Normalize pupil centre, row-major trials×2.
     pub fn pupil_center(&self, x: &[f64]) -> Vec<f64> {
         match &self.pupil_center {
-            Some((m, s)) => x.iter().enumerate().map(|(i, v)| (v - m[i % m.len()]) / s[i % s.len()]).collect(),
+            Some((m, s)) => x
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (v - m[i % m.len()]) / s[i % s.len()])
+                .collect(),
             None => x.to_vec(),
         }
     }
     pub fn inverse_pupil_center(&self, x: &[f64]) -> Vec<f64> {
         match &self.pupil_center {
-            Some((m, s)) => x.iter().enumerate().map(|(i, v)| v * s[i % s.len()] + m[i % m.len()]).collect(),
+            Some((m, s)) => x
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v * s[i % s.len()] + m[i % m.len()])
+                .collect(),
             None => x.to_vec(),
         }
     }

@@ -25,13 +25,19 @@ pub struct NpyArray {
 }
 
 fn err(path: &Path, message: impl Into<String>) -> DataError {
-    DataError::Npy { path: path.to_path_buf(), message: message.into() }
+    DataError::Npy {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
 }
 
 /// Pull the value text of `'key': value` out of the header dict.
 fn header_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     let pos = header.find(&format!("'{key}'"))?;
-    let rest = header[pos + key.len() + 2..].trim_start().strip_prefix(':')?.trim_start();
+    let rest = header[pos + key.len() + 2..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
     Some(rest)
 }
 
@@ -42,9 +48,10 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<NpyArray, DataError> {
     }
     let (hlen, hstart) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => {
-            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
-        }
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
         v => return Err(err(path, format!("unsupported format version {v}"))),
     };
     let body_start = hstart + hlen;
@@ -59,7 +66,10 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<NpyArray, DataError> {
         .ok_or_else(|| err(path, "header lacks 'descr'"))?
         .to_string();
     if header_value(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {
-        return Err(err(path, "Fortran-order arrays are not supported, expected C order"));
+        return Err(err(
+            path,
+            "Fortran-order arrays are not supported, expected C order",
+        ));
     }
     let shape_text = header_value(header, "shape")
         .and_then(|v| v.strip_prefix('('))
@@ -93,26 +103,58 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<NpyArray, DataError> {
     if body.len() < need {
         return Err(err(
             path,
-            format!("truncated data: {} bytes, expected {need} for shape {shape:?}", body.len()),
+            format!(
+                "truncated data: {} bytes, expected {need} for shape {shape:?}",
+                body.len()
+            ),
         ));
     }
     let body = &body[..need];
     let chunks = |n: usize| body.chunks_exact(n);
     let data = match (kind, size) {
-        (b'f', 4) => NpyData::F32(chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()),
-        (b'f', 8) => NpyData::F64(chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()),
+        (b'f', 4) => NpyData::F32(
+            chunks(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+        ),
+        (b'f', 8) => NpyData::F64(
+            chunks(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+        ),
         (b'u' | b'b', 1) => NpyData::Int(body.iter().map(|&b| b as i64).collect()),
         (b'i', 1) => NpyData::Int(body.iter().map(|&b| b as i8 as i64).collect()),
-        (b'u', 2) => NpyData::Int(chunks(2).map(|c| u16::from_le_bytes(c.try_into().unwrap()) as i64).collect()),
-        (b'i', 2) => NpyData::Int(chunks(2).map(|c| i16::from_le_bytes(c.try_into().unwrap()) as i64).collect()),
-        (b'u', 4) => NpyData::Int(chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap()) as i64).collect()),
-        (b'i', 4) => NpyData::Int(chunks(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64).collect()),
-        (b'i', 8) => NpyData::Int(chunks(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()),
+        (b'u', 2) => NpyData::Int(
+            chunks(2)
+                .map(|c| u16::from_le_bytes(c.try_into().unwrap()) as i64)
+                .collect(),
+        ),
+        (b'i', 2) => NpyData::Int(
+            chunks(2)
+                .map(|c| i16::from_le_bytes(c.try_into().unwrap()) as i64)
+                .collect(),
+        ),
+        (b'u', 4) => NpyData::Int(
+            chunks(4)
+                .map(|c| u32::from_le_bytes(c.try_into().unwrap()) as i64)
+                .collect(),
+        ),
+        (b'i', 4) => NpyData::Int(
+            chunks(4)
+                .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64)
+                .collect(),
+        ),
+        (b'i', 8) => NpyData::Int(
+            chunks(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+        ),
         (b'u', 8) => NpyData::Int(
             chunks(8)
                 .map(|c| {
                     let v = u64::from_le_bytes(c.try_into().unwrap());
-                    i64::try_from(v).map_err(|_| err(path, format!("uint64 value {v} exceeds int64")))
+                    i64::try_from(v)
+                        .map_err(|_| err(path, format!("uint64 value {v} exceeds int64")))
                 })
                 .collect::<Result<_, _>>()?,
         ),
@@ -140,7 +182,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<NpyArray, DataError> {
                 path: path.to_path_buf(),
                 found: descr.clone(),
                 expected: "float, integer or unicode".into(),
-            })
+            });
         }
     };
     Ok(NpyArray { descr, shape, data })
@@ -158,7 +200,11 @@ impl NpyArray {
     }
 
     fn dtype_error(&self, path: &Path, expected: &str) -> DataError {
-        DataError::Dtype { path: path.to_path_buf(), found: self.descr.clone(), expected: expected.into() }
+        DataError::Dtype {
+            path: path.to_path_buf(),
+            found: self.descr.clone(),
+            expected: expected.into(),
+        }
     }
 
     /// Values as f32 (floats and integers accepted).

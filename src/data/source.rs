@@ -11,7 +11,12 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub enum Source {
     Dir(PathBuf),
-    Zip { path: PathBuf, archive: zip::ZipArchive<Cursor<Arc<[u8]>>>, prefix: String, names: Arc<Vec<String>> },
+    Zip {
+        path: PathBuf,
+        archive: zip::ZipArchive<Cursor<Arc<[u8]>>>,
+        prefix: String,
+        names: Arc<Vec<String>>,
+    },
 }
 
 impl Source {
@@ -26,11 +31,17 @@ impl Source {
                 expected: "a FileTree dataset folder or .zip archive".into(),
             });
         }
-        let bytes: Arc<[u8]> = std::fs::read(path).map_err(|e| DataError::io(path, e))?.into();
-        let archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| DataError::io(path, e))?;
+        let bytes: Arc<[u8]> = std::fs::read(path)
+            .map_err(|e| DataError::io(path, e))?
+            .into();
+        let archive =
+            zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| DataError::io(path, e))?;
         // The tree may sit under a top folder: find the prefix in front of `meta/trials/`.
-        let names: Vec<String> =
-            archive.file_names().filter_map(|n| n.ok()).map(|n| n.into_owned()).collect();
+        let names: Vec<String> = archive
+            .file_names()
+            .filter_map(|n| n.ok())
+            .map(|n| n.into_owned())
+            .collect();
         let prefix = names
             .iter()
             .filter(|n| !n.starts_with("__MACOSX"))
@@ -40,7 +51,12 @@ impl Source {
                 path: path.join("meta/trials"),
                 expected: "a FileTree layout (data/, meta/trials/) inside the archive".into(),
             })?;
-        Ok(Source::Zip { path: path.to_path_buf(), archive, prefix, names: Arc::new(names) })
+        Ok(Source::Zip {
+            path: path.to_path_buf(),
+            archive,
+            prefix,
+            names: Arc::new(names),
+        })
     }
 
     /// The path shown in messages for a file inside the tree.
@@ -91,21 +107,30 @@ impl Source {
         match self {
             Source::Dir(root) => std::fs::read(root.join(rel)).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
-                    DataError::Missing { path: shown, expected: "a .npy file".into() }
+                    DataError::Missing {
+                        path: shown,
+                        expected: "a .npy file".into(),
+                    }
                 } else {
                     DataError::io(shown, e)
                 }
             }),
-            Source::Zip { archive, prefix, .. } => {
+            Source::Zip {
+                archive, prefix, ..
+            } => {
                 let mut archive = archive.clone();
-                let mut file = archive.by_name(&format!("{prefix}{rel}")).map_err(|e| match e {
-                    zip::result::ZipError::FileNotFound => {
-                        DataError::Missing { path: shown.clone(), expected: "a .npy file".into() }
-                    }
-                    e => DataError::io(shown.clone(), e),
-                })?;
+                let mut file = archive
+                    .by_name(&format!("{prefix}{rel}"))
+                    .map_err(|e| match e {
+                        zip::result::ZipError::FileNotFound => DataError::Missing {
+                            path: shown.clone(),
+                            expected: "a .npy file".into(),
+                        },
+                        e => DataError::io(shown.clone(), e),
+                    })?;
                 let mut out = Vec::with_capacity(file.size() as usize);
-                file.read_to_end(&mut out).map_err(|e| DataError::io(&shown, e))?;
+                file.read_to_end(&mut out)
+                    .map_err(|e| DataError::io(&shown, e))?;
                 Ok(out)
             }
         }

@@ -4,7 +4,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The split a trial belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     Train,
@@ -40,6 +42,8 @@ impl FromStr for Tier {
         Tier::ALL
             .into_iter()
             .find(|t| t.as_str() == s)
-            .ok_or_else(|| format!("unknown tier {s:?}, expected train, validation, test or final_test"))
+            .ok_or_else(|| {
+                format!("unknown tier {s:?}, expected train, validation, test or final_test")
+            })
     }
 }

@@ -28,9 +28,17 @@ pub struct PreparedDataset {
     pub pupil_center: Option<Vec<f32>>,
 }
 
-fn apply(x: &[f32], f: impl Fn(&[f64]) -> Vec<f64>) -> Vec<f32> {
-    let wide: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    f(&wide).into_iter().map(|v| v as f32).collect()
+/// Apply an f64 row transform to f32 data in row-aligned chunks (no full-size f64 copy).
+fn apply(x: &[f32], width: usize, f: impl Fn(&[f64]) -> Vec<f64>) -> Vec<f32> {
+    let rows = (1 << 16) / width.max(1) + 1;
+    let mut out = Vec::with_capacity(x.len());
+    let mut wide = Vec::with_capacity(rows * width);
+    for chunk in x.chunks(rows * width.max(1)) {
+        wide.clear();
+        wide.extend(chunk.iter().map(|&v| v as f64));
+        out.extend(f(&wide).into_iter().map(|v| v as f32));
+    }
+    out
 }
 
 fn gather(x: &[f32], width: usize, idx: &[usize]) -> Vec<f32> {
@@ -43,16 +51,20 @@ impl PreparedDataset {
     /// Normalize `dataset` with statistics from its own `meta/statistics`.
     pub fn new(dataset: Dataset, options: &NormalizeOptions) -> Result<PreparedDataset, DataError> {
         let normalizer = Normalizer::from_statistics(&dataset.statistics, options)?;
-        let images = apply(&dataset.images, |x| normalizer.images(x));
-        let responses = apply(&dataset.responses, |x| normalizer.responses(x));
+        let images = apply(&dataset.images, dataset.image_len(), |x| {
+            normalizer.images(x)
+        });
+        let responses = apply(&dataset.responses, dataset.n_neurons(), |x| {
+            normalizer.responses(x)
+        });
         let behavior = dataset
             .behavior
             .as_ref()
-            .map(|b| apply(b, |x| normalizer.behavior(x)));
+            .map(|b| apply(b, 3, |x| normalizer.behavior(x)));
         let pupil_center = dataset
             .pupil_center
             .as_ref()
-            .map(|p| apply(p, |x| normalizer.pupil_center(x)));
+            .map(|p| apply(p, 2, |x| normalizer.pupil_center(x)));
         Ok(PreparedDataset {
             dataset,
             normalizer,

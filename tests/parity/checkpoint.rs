@@ -158,3 +158,43 @@ fn checkpoint_of_a_model_with_retinotopy_shifter_and_behaviour_channels_round_tr
         values(enc.forward_eval(x, 0, Some(beh), Some(pupil)))
     );
 }
+
+#[test]
+fn pytorch_export_uses_reference_names_float32_and_int64_counters() {
+    let f = Fixture::load("encoder");
+    let enc = fixture_encoder(&f, &Device::flex());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state_dict.safetensors");
+    checkpoint::export_for_pytorch(&enc, &path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<&str> = st.names();
+    names.sort();
+    let expected = fixture_state(&f);
+    assert_eq!(
+        names,
+        expected
+            .entries
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    );
+    for (name, view) in st.iter() {
+        let want = if name.ends_with("num_batches_tracked") {
+            safetensors::Dtype::I64
+        } else {
+            safetensors::Dtype::F32
+        };
+        assert_eq!(view.dtype(), want, "{name}");
+        assert_eq!(
+            view.shape(),
+            expected.entries[name].shape.as_slice(),
+            "{name}"
+        );
+    }
+    let (back, _) = read_state_dict(&path).unwrap();
+    for (name, t) in &back.entries {
+        let reference = &expected.entries[name].data;
+        assert_close(name, &t.data, reference, 1e-6);
+    }
+}

@@ -483,6 +483,9 @@ impl Stacked2dCore {
             outs.push(block.forward_eval(input));
         }
         let stack = &self.settings.stack;
+        if stack.len() == 1 {
+            return outs.swap_remove(stack[0]);
+        }
         Tensor::cat(stack.iter().map(|&i| outs[i].clone()).collect(), 1)
     }
 

@@ -78,6 +78,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let config = ModelConfig::preset(&args.preset)?;
     let plain = args.device.device()?;
     let device = plain.clone().autodiff();
+    // The Gaussian readout draws its training positions from the device's random generator.
+    device.seed(args.seed);
 
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let needs_behavior = config.behavior_as_channels || config.modulator.is_some();

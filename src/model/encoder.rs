@@ -497,6 +497,8 @@ mod tests {
             let config = small(ModelConfig::preset(name).unwrap());
             let enc = Encoder::init(&config, &facts(3), 2, &device).unwrap();
             let sd = enc.export_state();
+            let same = Encoder::init(&config, &facts(3), 2, &device).unwrap();
+            assert_eq!(same.export_state(), sd, "{name}: same seed, same model");
             let other = Encoder::init(&config, &facts(3), 3, &device).unwrap();
             assert_ne!(other.export_state(), sd, "{name}: seeds differ");
             assert_eq!(

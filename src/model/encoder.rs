@@ -225,6 +225,16 @@ impl Encoder {
         [c + extra, h, w]
     }
 
+    /// Whether `forward` needs behaviour in every batch (modulator or behaviour channels).
+    pub fn needs_behavior(&self) -> bool {
+        self.config.behavior_as_channels || self.modulator.is_some()
+    }
+
+    /// Whether `forward` needs the pupil position in every batch (shifter or pupil channels).
+    pub fn needs_pupil_center(&self) -> bool {
+        self.config.pupil_as_channels || self.shifter.is_some()
+    }
+
     /// The dataset names, indexed by `key`.
     pub fn data_keys(&self) -> &[String] {
         &self.readout.data_keys

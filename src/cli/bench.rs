@@ -143,7 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let backward = ms(t);
         let t = Instant::now();
-        model = optim.step(0.005, model, grads);
+        model = optim.step(0.005, model, grads).clamp_parameters();
         let _ = model.readout.regularizer(0).into_data();
         let adam = ms(t);
         if step >= args.warmup {

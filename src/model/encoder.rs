@@ -346,6 +346,13 @@ impl Encoder {
         elu(y).add_scalar(1.0)
     }
 
+    /// Applies the reference's in-place parameter constraints (readout μ / grid clamped to
+    /// [−1, 1], factorized positivity); call after every optimiser step.
+    pub fn clamp_parameters(mut self) -> Self {
+        self.readout = self.readout.clamp_parameters();
+        self
+    }
+
     /// The core's penalty (unless detached) + readout, shifter and modulator penalties of `key`.
     pub fn regularizer(&self, key: usize) -> Tensor<1> {
         let mut reg = self.readout.regularizer(key);

@@ -42,6 +42,7 @@ fn doc(path: &str) -> Option<&'static str> {
         .or_else(|| super::model_docs::doc(path))
 }
 
+#[cfg(test)]
 /// Keys of `toml_text` (dotted paths) that have no explanation; used by tests.
 pub fn undocumented_keys(toml_text: &str) -> Vec<String> {
     let doc_mut: DocumentMut = toml_text.parse().expect("valid TOML");
@@ -50,6 +51,7 @@ pub fn undocumented_keys(toml_text: &str) -> Vec<String> {
     missing
 }
 
+#[cfg(test)]
 fn collect_missing(table: &Table, prefix: &str, missing: &mut Vec<String>) {
     for (key, item) in table.iter() {
         let path = join(prefix, key);

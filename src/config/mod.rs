@@ -4,12 +4,13 @@
 //! Command-line overrides (`--set trainer.lr=0.003`) are applied to the TOML tree *before* typed
 //! deserialization, so they go through exactly the same checks as the file. Values are parsed as
 //! TOML (`0.003`, `true`, `[1, 2]`, `"text"`); a value that is not valid TOML is taken as a string,
-//! so `--set model.readout.type=gaussian` works without quotes.
+//! so `--set model.readout.type=gaussian` works without quotes. An empty value (`--set
+//! data.neuron_n=`) removes the key: an optional setting becomes absent, any other takes its default.
 
 mod comments;
 mod data;
 mod model_docs;
-mod model_stub;
+
 mod trainer;
 
 use std::path::Path;
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use data::DataConfig;
 pub use trainer::TrainerConfig;
 
-use model_stub::ModelConfig;
+use crate::model::ModelConfig;
 
 /// A configuration problem, always naming the key (or file) and what was expected.
 #[derive(Debug, thiserror::Error)]
@@ -212,7 +213,7 @@ fn apply_override(table: &mut toml::Table, text: &str) -> Result<(), ConfigError
     if keys.iter().any(|k| k.is_empty()) {
         return Err(err("the key path has an empty part"));
     }
-    let value = parse_value(raw.trim());
+    let raw = raw.trim();
     let (last, parents) = keys.split_last().expect("split yields at least one part");
     let mut node = table;
     for (i, key) in parents.iter().enumerate() {
@@ -229,7 +230,12 @@ fn apply_override(table: &mut toml::Table, text: &str) -> Result<(), ConfigError
             }
         };
     }
-    node.insert(last.to_string(), value);
+    if raw.is_empty() {
+        // `key=` removes the key: optional settings become absent, others take their default.
+        node.remove(*last);
+    } else {
+        node.insert(last.to_string(), parse_value(raw));
+    }
     Ok(())
 }
 
@@ -260,6 +266,15 @@ mod tests {
     }
 
     #[test]
+    fn every_key_of_every_preset_is_explained() {
+        for name in PRESETS {
+            let text = RunConfig::preset(name).unwrap().to_toml();
+            let missing = comments::undocumented_keys(&text);
+            assert!(missing.is_empty(), "{name}: keys without explanation: {missing:?}");
+        }
+    }
+
+    #[test]
     fn overrides_are_typed_and_validated() {
         let base = RunConfig::preset("lurz2020").unwrap();
         let c = base
@@ -277,6 +292,8 @@ mod tests {
         assert_eq!(c.trainer.batch_size, 32);
         assert_eq!(c.seed, 7);
         assert_eq!(c.data.neuron_n, Some(100));
+        let c = c.with_overrides("t", &["data.neuron_n=".into()]).unwrap();
+        assert_eq!(c.data.neuron_n, None);
         // An integer where a float is expected is fine.
         let c = base.with_overrides("t", &["trainer.lr=1".into()]).unwrap();
         assert_eq!(c.trainer.lr, 1.0);

@@ -6,3 +6,9 @@
 
 #[path = "parity/fixtures.rs"]
 mod fixtures;
+
+#[path = "parity/core.rs"]
+mod core;
+
+#[path = "parity/readouts.rs"]
+mod readouts;

@@ -78,6 +78,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let config = ModelConfig::preset(&args.preset)?;
     let plain = args.device.device()?;
     let device = plain.clone().autodiff();
+    // The Gaussian readout draws its training positions from the device's random generator.
+    device.seed(args.seed);
 
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let needs_behavior = config.behavior_as_channels || config.modulator.is_some();
@@ -126,20 +128,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let (x, y, beh, pupil_t) = batch_on(&device);
     let mut train_ms = Vec::with_capacity(args.steps);
+    let (mut forward_ms, mut backward_ms, mut adam_ms) = (Vec::new(), Vec::new(), Vec::new());
     let mut losses = Vec::new();
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
     for step in 0..args.warmup + args.steps {
         let start = Instant::now();
         let pred = model.forward(x.clone(), 0, beh.clone(), pupil_t.clone(), true);
         let loss =
             poisson_loss(pred, y.clone(), 1e-12, LossReduction::Sum).add(model.regularizer(0));
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(0.005, model, grads);
         // Reading values back waits for all queued work (asynchronous backends).
-        let loss_value: f64 = loss.into_data().iter::<f64>().next().unwrap_or(f64::NAN);
+        let loss_value: f64 = loss.to_data().iter::<f64>().next().unwrap_or(f64::NAN);
+        let forward = ms(start);
+        let t = Instant::now();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let backward = ms(t);
+        let t = Instant::now();
+        model = optim.step(0.005, model, grads).clamp_parameters();
         let _ = model.readout.regularizer(0).into_data();
-        let elapsed = start.elapsed().as_secs_f64() * 1e3;
+        let adam = ms(t);
         if step >= args.warmup {
-            train_ms.push(elapsed);
+            train_ms.push(ms(start));
+            forward_ms.push(forward);
+            backward_ms.push(backward);
+            adam_ms.push(adam);
         }
         losses.push(loss_value);
     }
@@ -169,6 +180,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "steps": args.steps,
         "train_step_ms_median": median(train_ms.clone()),
         "train_step_ms_min": train_ms.iter().cloned().fold(f64::INFINITY, f64::min),
+        "train_forward_ms_median": median(forward_ms),
+        "train_backward_ms_median": median(backward_ms),
+        "train_adam_ms_median": median(adam_ms),
         "eval_batch_ms_median": median(eval_ms.clone()),
         "eval_batch_ms_min": eval_ms.iter().cloned().fold(f64::INFINITY, f64::min),
         "loss_first": losses.first(),

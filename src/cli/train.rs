@@ -1,9 +1,103 @@
-//! `cortexfit train`.
+//! `cortexfit train`: fit a model, or continue a killed run with `--resume`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::backend::DeviceKind;
+use crate::config::{PRESETS, RunConfig};
+use crate::train::{TrainOptions, resume, train};
 
 /// Arguments of `cortexfit train`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+#[command(group = clap::ArgGroup::new("source").args(["preset", "config", "resume"]).required(true))]
+pub struct Args {
+    /// Start from a published configuration.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(PRESETS))]
+    pub preset: Option<String>,
+    /// Start from a run configuration file (see `cortexfit config`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A dataset (FileTree folder or Sensorium .zip); repeat for several scans/animals.
+    #[arg(long, value_name = "DIR_OR_ZIP", conflicts_with = "resume")]
+    pub data: Vec<PathBuf>,
+    /// The run directory to create.
+    #[arg(long, value_name = "RUN", required_unless_present = "resume", conflicts_with = "resume")]
+    pub out: Option<PathBuf>,
+    /// Continue a killed run from its last completed epoch.
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<PathBuf>,
+    /// Override a config key (`section.key=value`, value parsed as TOML); repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE", conflicts_with = "resume")]
+    pub overrides: Vec<String>,
+    /// Wall-clock budget: stop after the epoch that crosses it and keep the best state.
+    #[arg(long, value_name = "M", conflicts_with = "resume")]
+    pub max_minutes: Option<f64>,
+    /// The run seed (same config + seed → same numbers).
+    #[arg(long, conflicts_with = "resume")]
+    pub seed: Option<u64>,
+    /// Worker threads for the CPU backend (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Where to compute.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceKind,
+    /// No progress bar or per-epoch lines (the log file is still written).
+    #[arg(long)]
+    pub quiet: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`cortexfit train` is not implemented yet")
+/// Resolves the run configuration of `cortexfit train`: preset or file, then `--set`, then the
+/// dedicated flags, all through the same TOML validation.
+pub fn resolve_config(args: &Args) -> anyhow::Result<RunConfig> {
+    let mut overrides = args.overrides.clone();
+    if let Some(seed) = args.seed {
+        overrides.push(format!("seed={seed}"));
+    }
+    if let Some(m) = args.max_minutes {
+        overrides.push(format!("trainer.max_minutes={m:?}"));
+    }
+    if !args.data.is_empty() {
+        let paths = args
+            .data
+            .iter()
+            .map(|p| {
+                std::path::absolute(p)
+                    .with_context(|| format!("resolving --data {}", p.display()))
+                    .map(|p| toml::Value::String(p.display().to_string()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        overrides.push(format!("data.paths={}", toml::Value::Array(paths)));
+    }
+    let config = match (&args.preset, &args.config) {
+        (Some(name), None) => {
+            RunConfig::preset(name)?.with_overrides(&format!("preset {name}"), &overrides)?
+        }
+        (None, Some(file)) => RunConfig::from_file(file, &overrides)?,
+        _ => anyhow::bail!("give exactly one of --preset NAME or --config FILE"),
+    };
+    Ok(config)
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    crate::backend::set_threads(args.threads)?;
+    let options = TrainOptions {
+        device: crate::backend::device(args.device)?,
+        quiet: args.quiet,
+        stop_after_epochs: None,
+    };
+    let summary = if let Some(run_dir) = &args.resume {
+        resume(run_dir, &options)?
+    } else {
+        let config = resolve_config(&args)?;
+        let out = args.out.as_ref().context("--out RUN is required")?;
+        train(config, out, &options)?
+    };
+    if !args.quiet {
+        eprintln!(
+            "best validation correlation {:.4} (epoch {} of {}); summary in summary.json",
+            summary.best_validation_correlation, summary.best_epoch, summary.epochs
+        );
+    }
+    Ok(())
 }

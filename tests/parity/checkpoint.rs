@@ -119,3 +119,82 @@ fn a_core_trained_elsewhere_is_imported_without_touching_the_readout() {
         1e-10,
     );
 }
+
+#[test]
+fn checkpoint_of_a_model_with_retinotopy_shifter_and_behaviour_channels_round_trips() {
+    use cortexfit::model::ModelConfig;
+    use cortexfit::model::core::PerLayer;
+    use cortexfit::model::encoder::{DatasetFacts, DatasetReadoutFacts};
+
+    let device = Device::flex();
+    let mut config = ModelConfig::preset("sensorium2022_plus").unwrap();
+    config.core.layers = 2;
+    config.core.hidden_channels = PerLayer::All(4);
+    let facts = DatasetFacts {
+        in_shape: [1, 20, 24],
+        n_behaviors: 3,
+        datasets: vec![DatasetReadoutFacts {
+            data_key: "17358-5-3".into(),
+            n_neurons: 9,
+            cell_motor_coordinates: Some(
+                (0..9).map(|i| [i as f64, -(i as f64) * 3.0, 1.0]).collect(),
+            ),
+            match_ids: None,
+            mean_activity: None,
+        }],
+    };
+    let enc = Encoder::init(&config, &facts, 5, &device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/model.safetensors");
+    checkpoint::save(&enc, &path).unwrap();
+    let loaded = checkpoint::load(&path, &device).unwrap();
+    assert_eq!(loaded.export_state(), enc.export_state());
+    assert_eq!(loaded.facts, enc.facts);
+    let x = Tensor::<4>::ones([2, 1, 20, 24], &device);
+    let beh = Tensor::<2>::ones([2, 3], &device);
+    let pupil = Tensor::<2>::zeros([2, 2], &device);
+    assert_eq!(
+        values(loaded.forward_eval(x.clone(), 0, Some(beh.clone()), Some(pupil.clone()))),
+        values(enc.forward_eval(x, 0, Some(beh), Some(pupil)))
+    );
+}
+
+#[test]
+fn pytorch_export_uses_reference_names_float32_and_int64_counters() {
+    let f = Fixture::load("encoder");
+    let enc = fixture_encoder(&f, &Device::flex());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state_dict.safetensors");
+    checkpoint::export_for_pytorch(&enc, &path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<&str> = st.names();
+    names.sort();
+    let expected = fixture_state(&f);
+    assert_eq!(
+        names,
+        expected
+            .entries
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    );
+    for (name, view) in st.iter() {
+        let want = if name.ends_with("num_batches_tracked") {
+            safetensors::Dtype::I64
+        } else {
+            safetensors::Dtype::F32
+        };
+        assert_eq!(view.dtype(), want, "{name}");
+        assert_eq!(
+            view.shape(),
+            expected.entries[name].shape.as_slice(),
+            "{name}"
+        );
+    }
+    let (back, _) = read_state_dict(&path).unwrap();
+    for (name, t) in &back.entries {
+        let reference = &expected.entries[name].data;
+        assert_close(name, &t.data, reference, 1e-6);
+    }
+}

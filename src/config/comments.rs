@@ -1,0 +1,169 @@
+//! Comments for `cortexfit config`: a short explanation above every key of a run config.
+//!
+//! The explanations are looked up by dotted key path (`trainer.lr`, `model.core.hidden_channels`);
+//! entries of arrays of tables are looked up without an index. Keys without an entry get none
+//! (the test in `config::tests` checks that every key of every preset has one).
+
+use toml_edit::{DocumentMut, Item, Table};
+
+/// Explanations by dotted key path. Section paths (e.g. `model.core`) explain the section.
+const DOCS: &[(&str, &str)] = &[
+    ("seed", "Seed of every random choice: initialisation, shuffling, readout position sampling."),
+    // [data]
+    ("data", "Recordings and their preparation."),
+    ("data.paths", "Datasets (FileTree folders or Sensorium .zip files), one readout each; `--data` replaces this list."),
+    ("data.normalize", "Normalize like neuralpredictors' NeuroNormalizer: responses / per-neuron std (precision floor 1% of the mean std), behaviour / std, pupil position z-scored."),
+    ("data.exclude_images", "Leave images as stored instead of z-scoring them (Lurz 2020: true)."),
+    ("data.neuron_n", "Train on a seeded random subset of this many neurons per dataset (absent: all)."),
+    ("data.image_n", "Train on a seeded random subset of this many unique training images (absent: all)."),
+    ("data.subset_seed", "Seed of the neuron / image subsets, separate from the run seed."),
+    // [trainer]
+    ("trainer", "Optimisation: Adam, early stopping on the mean validation single-trial correlation, LR decay with best-state restore."),
+    ("trainer.lr", "Initial Adam learning rate (Lurz 2020: 0.005, Sensorium 2022: 0.009)."),
+    ("trainer.batch_size", "Trials per training and evaluation batch."),
+    ("trainer.max_epochs", "Maximum number of training epochs over all LR-decay rounds."),
+    ("trainer.patience", "Evaluations without improvement before a round ends (also the LR scheduler's patience)."),
+    ("trainer.tolerance", "Absolute improvement of the validation correlation that counts as better."),
+    ("trainer.lr_decay_steps", "Early-stopping rounds; the best state is restored between rounds and the LR cut once per round."),
+    ("trainer.lr_decay_factor", "Factor of each LR cut (ReduceLROnPlateau)."),
+    ("trainer.min_lr", "The LR is never cut below this."),
+    ("trainer.max_minutes", "Wall-clock budget: stop after the epoch that crosses it and restore the best state."),
+    ("trainer.loss_accum_batch_n", "Batches per optimizer step (gradient accumulation); absent: one batch of every dataset per step."),
+    ("trainer.scale_loss", "Scale the summed Poisson loss by sqrt(M/B), M = trials of all tiers of the dataset (reference behaviour)."),
+    ("trainer.detach_core", "Freeze the core (transfer learning): no gradients into it, no core regularizer; BN running statistics still update."),
+    ("trainer.init_bias_from_first_batch", "Set each readout bias to the mean response of its first training batch (Lurz 2020)."),
+    ("trainer.adam_epsilon", "Adam epsilon (PyTorch default 1e-8)."),
+    // [model]
+    ("model", "The model: a convolutional core shared by all neurons, one readout per dataset, output ELU(x + offset) + 1."),
+];
+
+fn doc(path: &str) -> Option<&'static str> {
+    DOCS.iter().find(|(p, _)| *p == path).map(|(_, d)| *d)
+        .or_else(|| super::model_docs::doc(path))
+}
+
+#[cfg(test)]
+/// Keys of `toml_text` (dotted paths) that have no explanation; used by tests.
+pub fn undocumented_keys(toml_text: &str) -> Vec<String> {
+    let doc_mut: DocumentMut = toml_text.parse().expect("valid TOML");
+    let mut missing = Vec::new();
+    collect_missing(doc_mut.as_table(), "", &mut missing);
+    missing
+}
+
+#[cfg(test)]
+fn collect_missing(table: &Table, prefix: &str, missing: &mut Vec<String>) {
+    for (key, item) in table.iter() {
+        let path = join(prefix, key);
+        if doc(&path).is_none() {
+            missing.push(path.clone());
+        }
+        match item {
+            Item::Table(t) => collect_missing(t, &path, missing),
+            Item::ArrayOfTables(a) => a.iter().for_each(|t| collect_missing(t, &path, missing)),
+            Item::Value(toml_edit::Value::InlineTable(t)) => {
+                for (k, _) in t.iter() {
+                    let p = join(&path, k);
+                    if doc(&p).is_none() {
+                        missing.push(p);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Returns `toml_text` with `header` (as comment lines) at the top and a comment above each key.
+pub fn annotate(toml_text: &str, header: &str) -> String {
+    let mut document: DocumentMut = toml_text.parse().expect("valid TOML");
+    annotate_table(document.as_table_mut(), "");
+    let mut out = String::new();
+    for line in header.lines() {
+        out.push_str("# ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    if !header.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(&document.to_string());
+    out
+}
+
+fn comment_block(text: &str, leading_blank: bool) -> String {
+    let mut s = String::new();
+    if leading_blank {
+        s.push('\n');
+    }
+    for line in wrap(text, 96) {
+        s.push_str("# ");
+        s.push_str(&line);
+        s.push('\n');
+    }
+    s
+}
+
+fn annotate_table(table: &mut Table, prefix: &str) {
+    let keys: Vec<String> = table.iter().map(|(k, _)| k.to_string()).collect();
+    for key in keys {
+        let path = join(prefix, &key);
+        let text = doc(&path);
+        let is_section = matches!(
+            table.get(&key),
+            Some(Item::Table(_)) | Some(Item::ArrayOfTables(_))
+        );
+        if is_section {
+            match table.get_mut(&key) {
+                Some(Item::Table(t)) => {
+                    if let Some(text) = text {
+                        t.decor_mut().set_prefix(comment_block(text, true));
+                    }
+                    annotate_table(t, &path);
+                }
+                Some(Item::ArrayOfTables(a)) => {
+                    for (i, t) in a.iter_mut().enumerate() {
+                        if i == 0
+                            && let Some(text) = text
+                        {
+                            t.decor_mut().set_prefix(comment_block(text, true));
+                        }
+                        annotate_table(t, &path);
+                    }
+                }
+                _ => {}
+            }
+        } else if let Some(text) = text
+            && let Some(mut k) = table.key_mut(&key)
+        {
+            k.leaf_decor_mut().set_prefix(comment_block(text, false));
+        }
+    }
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// Greedy word wrap.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}

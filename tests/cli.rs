@@ -1,0 +1,242 @@
+//! End-to-end tests of the `cortexfit` binary: config, train, kill + resume, evaluate, predict,
+//! demo. Everything runs on tiny simulated populations so the whole file takes about a minute.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn cortexfit() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cortexfit"))
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("running cortexfit");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A tiny simulated recording (30 neurons, 200 training images, a repeated test tier).
+fn simulate(dir: &Path) -> PathBuf {
+    let data = dir.join("sim");
+    run_ok(cortexfit().args([
+        "simulate",
+        "--out",
+        data.to_str().unwrap(),
+        "--neurons",
+        "30",
+        "--train-images",
+        "200",
+        "--validation-images",
+        "60",
+        "--test-images",
+        "10",
+        "--repeats",
+        "5",
+        "--seed",
+        "3",
+    ]));
+    data
+}
+
+/// `--set` overrides of a model small enough to train an epoch in well under a second.
+const TINY: &[&str] = &[
+    "--set",
+    "model.core.hidden_channels=8",
+    "--set",
+    "model.core.layers=2",
+    "--set",
+    "model.core.input_kern=9",
+    "--set",
+    "model.core.hidden_kern=3",
+    "--set",
+    "trainer.batch_size=32",
+    "--set",
+    "trainer.max_epochs=6",
+    "--set",
+    "trainer.patience=2",
+    "--set",
+    "trainer.lr_decay_steps=2",
+];
+
+fn train_cmd(data: &Path, out: &Path) -> Command {
+    let mut cmd = cortexfit();
+    cmd.args(["train", "--preset", "lurz2020", "--data"])
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .args(TINY)
+        .args(["--seed", "5", "--threads", "1", "--quiet"]);
+    cmd
+}
+
+fn summary(run: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(run.join("summary.json")).expect("summary.json");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The numbers that must agree between an uninterrupted and a killed-and-resumed run
+/// (everything except wall-clock time).
+fn numbers(mut s: serde_json::Value) -> serde_json::Value {
+    s.as_object_mut().unwrap().remove("seconds");
+    s
+}
+
+#[test]
+fn config_prints_a_complete_commented_preset_and_rejects_unknown_keys() {
+    let out = run_ok(cortexfit().args(["config", "--preset", "lurz2020"]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("[trainer]") && text.contains("[model"), "{text}");
+    assert!(text.contains("# Initial Adam learning rate"), "{text}");
+    assert!(text.contains("lr = 0.005"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("run.toml");
+    std::fs::write(&file, &text).unwrap();
+    let out = cortexfit()
+        .args(["train", "--config"])
+        .arg(&file)
+        .args(["--data", "/nonexistent", "--out"])
+        .arg(dir.path().join("run"))
+        .args(["--set", "trainer.lrr=0.1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("trainer.lrr"), "{err}");
+    assert!(!dir.path().join("run").exists(), "a rejected config must not create the run");
+}
+
+#[test]
+fn killed_run_resumes_to_the_same_numbers_and_evaluates() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = simulate(dir.path());
+
+    // Uninterrupted reference run.
+    let full = dir.path().join("full");
+    run_ok(&mut train_cmd(&data, &full));
+    let reference = summary(&full);
+    assert!(reference["epochs"].as_u64().unwrap() >= 2, "{reference}");
+    let log = std::fs::read_to_string(full.join("log.jsonl")).unwrap();
+    assert_eq!(
+        log.lines().count() as u64,
+        reference["epochs"].as_u64().unwrap() + 1,
+        "one log line per epoch plus the initial evaluation"
+    );
+
+    // Same run, killed as soon as the first epoch's checkpoint is complete.
+    let killed = dir.path().join("killed");
+    let mut child = train_cmd(&data, &killed).spawn().unwrap();
+    let pointer = killed.join("state").join("last.json");
+    let start = Instant::now();
+    let mut killed_early = false;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&pointer)
+            && serde_json::from_str::<serde_json::Value>(&text)
+                .is_ok_and(|v| v["epoch"].as_u64() >= Some(1))
+        {
+            killed_early = child.try_wait().unwrap().is_none();
+            child.kill().ok();
+            child.wait().unwrap();
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(300), "training hangs");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(killed_early, "the run finished before it could be killed");
+    assert!(!killed.join("summary.json").exists());
+
+    run_ok(cortexfit().args(["train", "--resume"]).arg(&killed).args([
+        "--threads",
+        "1",
+        "--quiet",
+    ]));
+    assert_eq!(numbers(summary(&killed)), numbers(reference.clone()));
+    let resumed_log = std::fs::read_to_string(killed.join("log.jsonl")).unwrap();
+    assert_eq!(resumed_log.lines().count(), log.lines().count());
+
+    // Evaluate: table, per-neuron CSV with readout positions, JSON line.
+    let out = run_ok(
+        cortexfit()
+            .args(["evaluate", "--run"])
+            .arg(&full)
+            .arg("--data")
+            .arg(&data)
+            .args(["--tier", "test", "--json"]),
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    let test = &json[0];
+    assert_eq!(test["neurons"], 30);
+    assert_eq!(test["trials"], 50);
+    assert!(test["oracle"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        test["single_trial_correlation"],
+        reference["test"][0]["single_trial_correlation"]
+    );
+    let csv_text =
+        std::fs::read_to_string(full.join("evaluation").join(format!(
+            "{}_test.csv",
+            test["data_key"].as_str().unwrap()
+        )))
+        .unwrap();
+    let header = csv_text.lines().next().unwrap();
+    for column in ["unit_id", "oracle", "feve", "mu_x", "mu_y", "sigma_xx", "sigma_yy"] {
+        assert!(header.split(',').any(|c| c == column), "{header}");
+    }
+    assert_eq!(csv_text.lines().count(), 31);
+
+    // Validation tier has no repeats: the table says so.
+    let out = run_ok(
+        cortexfit()
+            .args(["evaluate", "--run"])
+            .arg(&full)
+            .arg("--data")
+            .arg(&data)
+            .args(["--tier", "validation"]),
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("no repeated images"), "{text}");
+
+    // Predict: .npy trials × neurons and the submission CSV.
+    let pred = dir.path().join("pred.npy");
+    run_ok(
+        cortexfit()
+            .args(["predict", "--run"])
+            .arg(&full)
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(&pred),
+    );
+    let bytes = std::fs::read(&pred).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    assert_eq!(npy.shape(), &[50, 30]);
+    let values: Vec<f32> = npy.into_vec().unwrap();
+    assert!(values.iter().all(|v| v.is_finite() && *v > 0.0));
+    let submission = std::fs::read_to_string(dir.path().join("pred.csv")).unwrap();
+    assert!(submission.starts_with("trial_indices,image_ids,prediction,neuron_ids"));
+    assert_eq!(submission.lines().count(), 51);
+}
+
+#[test]
+fn demo_quick_reports_model_beside_ground_truth() {
+    let out = run_ok(cortexfit().args(["demo", "--quick", "--threads", "1", "--quiet"]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("fraction oracle"), "{text}");
+    assert!(text.contains("affine R²"), "{text}");
+    // The model must have learned something: its fraction oracle is a positive number.
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("fraction oracle"))
+        .unwrap();
+    let model: f64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(model > 0.2, "{text}");
+}

@@ -18,12 +18,12 @@ SEEDS=${SEEDS:-1}
 THREADS=${THREADS:-2}
 MINUTES=${MINUTES:-60}
 mkdir -p "$W"
-# Half A trains the core (data.neuron_split = "a"), half B is the new population.
+# Half A trains the core (data.neuron_split.half = a), half B is the new population.
 [ -f "$W/core_half_a/summary.json" ] || "$CF" train --preset lurz2020 --data "$DATA" \
     --out "$W/core_half_a" --seed 1 --threads "$THREADS" --quiet --max-minutes "$MINUTES" \
-    --set data.neuron_split=a --set data.split_seed="$SPLIT_SEED"
+    --set data.neuron_split.half=a --set data.neuron_split.seed="$SPLIT_SEED"
 "$CF" experiment data-efficiency --config lurz2020 --data "$DATA" \
     --images 500,1000,2000,all --conditions direct,transfer --core "$W/core_half_a" \
     --seeds "$SEEDS" --threads "$THREADS" --max-minutes "$MINUTES" --out "$W/data_efficiency" \
-    --set data.neuron_split=b --set data.split_seed="$SPLIT_SEED"
+    --set data.neuron_split.half=b --set data.neuron_split.seed="$SPLIT_SEED"
 echo "figure: $W/data_efficiency/data_efficiency.png"

@@ -240,3 +240,6 @@ fn demo_quick_reports_model_beside_ground_truth() {
     let model: f64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!(model > 0.2, "{text}");
 }
+
+#[path = "cli/transfer.rs"]
+mod transfer;

@@ -16,7 +16,15 @@ const DOCS: &[(&str, &str)] = &[
     ("data.exclude_images", "Leave images as stored instead of z-scoring them (Lurz 2020: true)."),
     ("data.neuron_n", "Train on a seeded random subset of this many neurons per dataset (absent: all)."),
     ("data.image_n", "Train on a seeded random subset of this many unique training images (absent: all)."),
+    ("data.neuron_split", "Train on one half of the neurons (seeded permutation): new neurons of the same animal for transfer."),
+    ("data.neuron_split.half", "`a` = the first half of the permutation, `b` = the other."),
+    ("data.neuron_split.seed", "Seed of the permutation (fixed across fits that must see the same halves)."),
     ("data.subset_seed", "Seed of the neuron / image subsets, separate from the run seed."),
+    // [transfer]
+    ("transfer", "Start from a transferred core (written by `cortexfit transfer`)."),
+    ("transfer.core", "Safetensors state_dict whose `core.*` weights replace the initial core."),
+    ("transfer.model", "Checkpoint of the same model to start from entirely (fine-tuning after a readout fit)."),
+    ("transfer.source_run", "The run the core comes from."),
     // [trainer]
     ("trainer", "Optimisation: Adam, early stopping on the mean validation single-trial correlation, LR decay with best-state restore."),
     ("trainer.lr", "Initial Adam learning rate (Lurz 2020: 0.005, Sensorium 2022: 0.009)."),

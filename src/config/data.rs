@@ -20,6 +20,10 @@ pub struct DataConfig {
     pub neuron_n: Option<usize>,
     /// Train on a seeded random subset of this many unique training images (all when absent).
     pub image_n: Option<usize>,
+    /// Train on one half of the neurons (a seeded permutation; `half = "a" | "b"`, `seed`): new
+    /// neurons of the same animal for transfer experiments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub neuron_split: Option<crate::train::transfer::NeuronSplit>,
     /// Seed of the neuron and image subsets (kept apart from the run seed so that several
     /// model seeds see the same subset).
     pub subset_seed: u64,
@@ -32,6 +36,7 @@ impl Default for DataConfig {
             normalize: true,
             exclude_images: false,
             neuron_n: None,
+            neuron_split: None,
             image_n: None,
             subset_seed: 0,
         }

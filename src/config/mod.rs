@@ -79,6 +79,9 @@ pub struct RunConfig {
     /// Optimisation and early stopping.
     #[serde(default)]
     pub trainer: TrainerConfig,
+    /// Start from a transferred core instead of a fresh one (`cortexfit transfer` writes this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<crate::train::transfer::TransferInit>,
 }
 
 /// The names `cortexfit config --preset` and `train --preset` accept.
@@ -123,6 +126,7 @@ impl RunConfig {
             data,
             model,
             trainer,
+            transfer: None,
         })
     }
 

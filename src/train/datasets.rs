@@ -45,6 +45,12 @@ impl PreparedSet {
 
     /// Applies the subsets of `config` to a loaded recording and normalizes it.
     pub fn prepare(mut dataset: Dataset, config: &DataConfig) -> anyhow::Result<Self> {
+        if let Some(split) = &config.neuron_split {
+            let ids = crate::train::transfer::split_neurons(&dataset.neurons.unit_ids, split);
+            dataset = dataset
+                .subset_neurons(&crate::data::NeuronSelection::UnitIds(ids))
+                .with_context(|| format!("data.neuron_split on {}", dataset.data_key))?;
+        }
         if let Some(n) = config.neuron_n {
             dataset = dataset
                 .subset_neurons(&crate::data::NeuronSelection::Random {

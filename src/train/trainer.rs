@@ -116,6 +116,9 @@ pub fn build_model(
     if config.trainer.detach_core {
         model = model.with_detached_core(true);
     }
+    if let Some(init) = &config.transfer {
+        model = super::transfer::apply_init(model, init)?;
+    }
     Ok(model)
 }
 

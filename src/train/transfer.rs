@@ -20,92 +20,215 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::config::RunConfig;
+use crate::model::Encoder;
 use crate::model::state_dict::StateDict;
+use crate::train::run_dir::RunDir;
+use crate::train::{Summary, TrainOptions, TrainedRun, train};
 
 /// File name of the copied core inside a transferred run.
 pub const TRANSFERRED_CORE: &str = "transferred_core.safetensors";
-
-/// How the core's batch-norm layers behave while a detached (frozen) core's readouts are fitted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CoreBatchNorm {
-    /// Running statistics of the source data, in training and evaluation (cortexfit default).
-    #[default]
-    Frozen,
-    /// Batch statistics in training and running statistics updated on the new data (reference).
-    Update,
-}
 
 /// What a run starts from instead of a fresh initialisation (`[transfer]` in the run config).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransferInit {
-    /// Safetensors state_dict (reference names, `core.…`) of the core to start from.
-    pub core: PathBuf,
+    /// Safetensors state_dict (reference names, `core.…`) whose core replaces the initial one.
+    #[serde(default)]
+    pub core: Option<PathBuf>,
+    /// A cortexfit checkpoint of the same model and data to start from entirely (core and readouts):
+    /// the fine-tuning step after readouts were fitted on a frozen core.
+    #[serde(default)]
+    pub model: Option<PathBuf>,
     /// The run the core was taken from (for the record).
     #[serde(default)]
     pub source_run: Option<String>,
-    /// Batch norm of the core while it is detached (`frozen` or `update`).
+}
+
+/// One half of a dataset's neurons, by a seeded permutation (`data.neuron_split`): the "new
+/// neurons of the same animal" setting of transfer experiments, where a core trained on half A is
+/// reused for half B.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeuronSplit {
+    /// `a`: the first ⌊N/2⌋ neurons of the permutation; `b`: the others.
+    pub half: NeuronHalf,
+    /// Seed of the permutation; keep it fixed for every fit that must see the same halves.
     #[serde(default)]
-    pub core_batch_norm: CoreBatchNorm,
+    pub seed: u64,
 }
 
-/// Saves a state dict as safetensors (f32 values, the dtype models train in).
-pub fn save_state_dict(sd: &StateDict, path: &Path) -> anyhow::Result<()> {
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = sd
-        .entries
-        .iter()
-        .map(|(name, t)| {
-            let b = t
-                .data
-                .iter()
-                .flat_map(|v| (*v as f32).to_le_bytes())
-                .collect();
-            (name.clone(), t.shape.clone(), b)
-        })
-        .collect();
-    let views = bytes
-        .iter()
-        .map(|(n, s, b)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                .map(|v| (n.clone(), v))
-                .with_context(|| format!("tensor `{n}`"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let out = safetensors::serialize(views, None::<HashMap<String, String>>)
-        .with_context(|| format!("serializing {}", path.display()))?;
-    crate::io::atomic_write(path, &out)
+/// Which half of a [`NeuronSplit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NeuronHalf {
+    A,
+    B,
 }
 
-/// Loads a safetensors state dict (F32 or F64 tensors).
-pub fn load_state_dict(path: &Path) -> anyhow::Result<StateDict> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let file = safetensors::SafeTensors::deserialize(&bytes)
-        .with_context(|| format!("{} is not a safetensors file", path.display()))?;
-    let mut sd = StateDict::default();
-    for (name, view) in file.tensors() {
-        let data: Vec<f64> = match view.dtype() {
-            safetensors::Dtype::F32 => view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-                .collect(),
-            safetensors::Dtype::F64 => view
-                .data()
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-                .collect(),
-            other => bail!(
-                "{}: tensor `{name}` has dtype {other:?} (expected F32 or F64)",
+/// The unit ids of one half of `unit_ids` (in their original order).
+pub fn split_neurons(unit_ids: &[i64], split: &NeuronSplit) -> Vec<i64> {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let mut order: Vec<usize> = (0..unit_ids.len()).collect();
+    order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(split.seed));
+    let n_a = unit_ids.len() / 2;
+    let mut chosen: Vec<usize> = match split.half {
+        NeuronHalf::A => order[..n_a].to_vec(),
+        NeuronHalf::B => order[n_a..].to_vec(),
+    };
+    chosen.sort_unstable();
+    chosen.into_iter().map(|i| unit_ids[i]).collect()
+}
+
+/// What `cortexfit transfer` asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransferRequest {
+    /// The run whose core is reused (its best state).
+    pub core_run: PathBuf,
+    /// The new data (new neurons of the same animal, or a new animal); one readout each.
+    pub data: Vec<PathBuf>,
+    /// The new run directory.
+    pub out: PathBuf,
+    /// Fit on a seeded subset of this many training images (`data.image_n`).
+    pub train_images: Option<usize>,
+    /// Let the core's batch norm normalise with batch statistics and update its running statistics
+    /// on the new data while readouts are fitted (the reference's behaviour).
+    pub update_bn: bool,
+    /// After fitting the readouts, train the whole model from there.
+    pub fine_tune: bool,
+    /// `--set` overrides, applied last.
+    pub overrides: Vec<String>,
+    pub seed: Option<u64>,
+    pub max_minutes: Option<f64>,
+}
+
+/// Applies a `[transfer]` section to a freshly built model (called by the trainer's model builder).
+pub fn apply_init(model: Encoder, init: &TransferInit) -> anyhow::Result<Encoder> {
+    let mut model = model;
+    if let Some(path) = &init.core {
+        let sd = load_state_dict(path)?;
+        anyhow::ensure!(
+            sd.entries.keys().any(|k| k.starts_with("core.")),
+            "{}: no `core.` tensors (expected a core state_dict)",
+            path.display()
+        );
+        model = model.load_core_state(&sd).with_context(|| {
+            format!(
+                "loading the transferred core {} (the core configuration of the run must be the \
+                 source run's)",
                 path.display()
-            ),
-        };
-        sd.insert(name, view.shape().to_vec(), data);
+            )
+        })?;
     }
-    Ok(sd)
+    if let Some(path) = &init.model {
+        model = crate::train::trainer::load_model_into(model, path)?;
+    }
+    Ok(model)
+}
+
+/// The run configuration of the readout-fitting step: the source run's model and trainer, the new
+/// data (normalised as the source's, no neuron subset unless `--set`), a detached core.
+pub fn transfer_config(
+    source: &RunConfig,
+    request: &TransferRequest,
+    core_file: &Path,
+) -> anyhow::Result<RunConfig> {
+    let mut config = source.clone();
+    config.data.paths = request
+        .data
+        .iter()
+        .map(|p| {
+            std::path::absolute(p)
+                .map(|p| p.display().to_string())
+                .with_context(|| format!("resolving --data {}", p.display()))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    // Subsets of the source run describe the source data, not the new one.
+    config.data.neuron_n = None;
+    config.data.neuron_split = None;
+    config.data.image_n = request.train_images;
+    config.model.detach_core = true;
+    config.model.freeze_core_batch_norm = !request.update_bn;
+    if let Some(seed) = request.seed {
+        config.seed = seed;
+        config.data.subset_seed = seed;
+    }
+    if request.max_minutes.is_some() {
+        config.trainer.max_minutes = request.max_minutes;
+    }
+    config.transfer = Some(TransferInit {
+        core: Some(core_file.to_path_buf()),
+        model: None,
+        source_run: Some(request.core_run.display().to_string()),
+    });
+    let config = config
+        .with_overrides("cortexfit transfer", &request.overrides)
+        .context("the transferred run's configuration")?;
+    anyhow::ensure!(
+        config.model.core == source.model.core,
+        "--set must not change `model.core`: the transferred core has the source run's architecture"
+    );
+    Ok(config)
+}
+
+/// Fits new readouts on a frozen core taken from `request.core_run` (then, with `fine_tune`, the
+/// whole model) and returns the final run's summary.
+///
+/// Without fine-tuning the run is `OUT`. With it, the readout fit is `OUT/readouts/` and the
+/// fine-tuned model, started from that fit's best state, is `OUT`.
+pub fn transfer(request: &TransferRequest, options: &TrainOptions) -> anyhow::Result<Summary> {
+    let source = TrainedRun::open(&request.core_run, &options.device)
+        .with_context(|| format!("opening the source run {}", request.core_run.display()))?;
+    let core = core_entries(&source.model.export_state());
+    anyhow::ensure!(
+        !core.entries.is_empty(),
+        "{}: the model has no core weights",
+        request.core_run.display()
+    );
+    RunDir::check_fresh(&request.out)?;
+    let out = std::path::absolute(&request.out)
+        .with_context(|| format!("resolving --out {}", request.out.display()))?;
+    let readout_dir = if request.fine_tune {
+        out.join("readouts")
+    } else {
+        out.clone()
+    };
+    RunDir::check_fresh(&readout_dir)?;
+    let core_file = readout_dir.join(TRANSFERRED_CORE);
+    let config = transfer_config(&source.config, request, &core_file)?;
+    save_state_dict(&core, &core_file)?;
+    let summary = train(config.clone(), &readout_dir, options)?;
+    if !request.fine_tune {
+        return Ok(summary);
+    }
+    let mut fine = config;
+    fine.model.detach_core = false;
+    fine.model.freeze_core_batch_norm = false;
+    fine.transfer = Some(TransferInit {
+        core: None,
+        model: Some(RunDir::new(&readout_dir).best_model()),
+        source_run: Some(request.core_run.display().to_string()),
+    });
+    train(fine, &out, options)
+}
+
+/// Saves a state dict as safetensors (f32, the dtype models train in).
+pub fn save_state_dict(sd: &StateDict, path: &Path) -> anyhow::Result<()> {
+    crate::model::checkpoint::write_state_dict(
+        path,
+        sd,
+        crate::model::checkpoint::StoredPrecision::F32,
+        HashMap::new(),
+    )
+}
+
+/// Loads a safetensors state dict.
+pub fn load_state_dict(path: &Path) -> anyhow::Result<StateDict> {
+    Ok(crate::model::checkpoint::read_state_dict(path)?.0)
 }
 
 /// The `core.` entries of a state dict (names kept).
@@ -145,11 +268,26 @@ mod tests {
     }
 
     #[test]
-    fn transfer_section_parses_with_defaults_and_rejects_unknown_keys() {
+    fn neuron_halves_are_disjoint_complete_and_seeded() {
+        let ids: Vec<i64> = (100..111).collect();
+        let half = |h, seed| split_neurons(&ids, &NeuronSplit { half: h, seed });
+        let (a, b) = (half(NeuronHalf::A, 7), half(NeuronHalf::B, 7));
+        assert_eq!((a.len(), b.len()), (5, 6));
+        let mut all = [a.clone(), b.clone()].concat();
+        all.sort();
+        assert_eq!(all, ids);
+        assert!(a.windows(2).all(|w| w[0] < w[1]), "original order kept");
+        assert_eq!(a, half(NeuronHalf::A, 7));
+        assert_ne!(a, half(NeuronHalf::A, 8));
+        let s: NeuronSplit = toml::from_str("half = \"b\"\nseed = 3").unwrap();
+        assert_eq!(s, NeuronSplit { half: NeuronHalf::B, seed: 3 });
+    }
+
+    #[test]
+    fn transfer_section_parses_and_rejects_unknown_keys() {
         let t: TransferInit = toml::from_str("core = \"/r/transferred_core.safetensors\"").unwrap();
-        assert_eq!(t.core_batch_norm, CoreBatchNorm::Frozen);
-        let t: TransferInit = toml::from_str("core = \"c\"\ncore_batch_norm = \"update\"").unwrap();
-        assert_eq!(t.core_batch_norm, CoreBatchNorm::Update);
+        assert_eq!(t.core.as_deref(), Some(Path::new("/r/transferred_core.safetensors")));
+        assert_eq!(t.model, None);
         let err = toml::from_str::<TransferInit>("core = \"c\"\nfreeze = true").unwrap_err();
         assert!(err.to_string().contains("freeze"), "{err}");
     }

@@ -257,7 +257,17 @@ pub fn score_from_summary(path: &Path, train_images: usize) -> anyhow::Result<Sc
 
 /// Unique images of the training tier of a dataset.
 pub fn count_train_images(data: &Path) -> anyhow::Result<usize> {
-    bail!("TEMP: data layer not merged yet ({})", data.display())
+    use crate::data::{Dataset, LoadOptions, Tier};
+    let dataset = Dataset::load(data, &LoadOptions::default())
+        .with_context(|| format!("loading {}", data.display()))?;
+    let mut ids: Vec<i64> = dataset
+        .tier_indices(Tier::Train)
+        .into_iter()
+        .map(|i| dataset.trials.frame_image_id[i])
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids.len())
 }
 
 #[cfg(test)]

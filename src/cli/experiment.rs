@@ -120,6 +120,7 @@ fn data_efficiency(args: DataEfficiencyArgs) -> anyhow::Result<()> {
         threads: args.threads,
         max_minutes: args.max_minutes,
         log_dir: out.join("logs"),
+        available: Default::default(),
     };
     let spec = DataEfficiency {
         conditions,

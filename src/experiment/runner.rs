@@ -80,6 +80,8 @@ pub struct CommandRunner {
     pub max_minutes: Option<f64>,
     /// Folder for each fit's console output (`<fit>.log`).
     pub log_dir: PathBuf,
+    /// Training images of `data`, counted once (`Default`: not yet).
+    pub available: std::cell::OnceCell<usize>,
 }
 
 impl CommandRunner {
@@ -184,7 +186,11 @@ impl CommandRunner {
 
 impl FitRunner for CommandRunner {
     fn available_train_images(&mut self) -> anyhow::Result<usize> {
-        count_train_images(&self.data)
+        if let Some(n) = self.available.get() {
+            return Ok(*n);
+        }
+        let n = count_train_images(&self.data)?;
+        Ok(*self.available.get_or_init(|| n))
     }
 
     fn train(&mut self, fit: &Fit, train_images: usize, run_dir: &Path) -> anyhow::Result<()> {
@@ -319,6 +325,7 @@ mod tests {
             threads: Some(2),
             max_minutes: None,
             log_dir: "/tmp".into(),
+            available: Default::default(),
         };
         let fit = Fit {
             condition: Condition::Transfer,

@@ -94,7 +94,7 @@ fn behaviour_over_time(rng: &mut impl Rng, n: usize) -> Vec<State> {
             step(&mut ex);
             step(&mut ey);
             let speed = (6.0 * (run + 0.5 * arousal) - 2.0).max(0.0);
-            let pupil = 60.0 + 15.0 * arousal + 2.0 * normal.sample(rng);
+            let pupil = 60.0 * (0.25 * arousal + 0.03 * normal.sample(rng)).exp();
             let derivative = pupil - prev_pupil;
             prev_pupil = pupil;
             let gain =

@@ -34,7 +34,8 @@ pub enum StateDictError {
 impl StateDict {
     pub fn insert(&mut self, name: impl Into<String>, shape: Vec<usize>, data: Vec<f64>) {
         debug_assert_eq!(shape.iter().product::<usize>(), data.len());
-        self.entries.insert(name.into(), StateTensor { shape, data });
+        self.entries
+            .insert(name.into(), StateTensor { shape, data });
     }
 
     /// The entry `name`, checked to have `expected` shape.

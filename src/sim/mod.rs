@@ -109,7 +109,9 @@ impl SimulationConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimulationSummary {
-    /// The dataset folder.
+    /// The dataset folder. Not serialized, so that `ground_truth.json` does not depend on
+    /// where the dataset was written (same seed + animal → byte-identical trees).
+    #[serde(skip)]
     pub out: PathBuf,
     /// Trials written (all tiers).
     pub trials: usize,

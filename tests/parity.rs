@@ -12,3 +12,9 @@ mod core;
 
 #[path = "parity/readouts.rs"]
 mod readouts;
+
+#[path = "parity/encoder.rs"]
+mod encoder;
+
+#[path = "parity/checkpoint.rs"]
+mod checkpoint;

@@ -25,6 +25,7 @@ const KEY_FORMAT: &str = "format";
 const KEY_VERSION: &str = "cortexfit_checkpoint_version";
 const KEY_CONFIG: &str = "model_config";
 const KEY_FACTS: &str = "dataset_facts";
+const KEY_PRECISION: &str = "precision";
 
 /// Why a checkpoint could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -185,13 +186,14 @@ pub fn save(encoder: &Encoder, path: &Path) -> anyhow::Result<()> {
         KEY_FACTS.to_string(),
         serde_json::to_string(&encoder.facts)?,
     );
-    write_state_dict(
-        path,
-        &encoder.export_state(),
-        model_precision(encoder),
-        meta,
-    )
-    .with_context(|| format!("saving the model checkpoint {}", path.display()))
+    let precision = model_precision(encoder);
+    let name = match precision {
+        StoredPrecision::F32 => "f32",
+        StoredPrecision::F64 => "f64",
+    };
+    meta.insert(KEY_PRECISION.to_string(), name.to_string());
+    write_state_dict(path, &encoder.export_state(), precision, meta)
+        .with_context(|| format!("saving the model checkpoint {}", path.display()))
 }
 
 /// Exports the weights alone under the reference names, as float32 (what PyTorch models use),
@@ -230,13 +232,12 @@ pub fn load(path: &Path, device: &Device) -> anyhow::Result<Encoder> {
     .with_context(|| format!("{p}: metadata `{KEY_FACTS}`"))?;
     let encoder = Encoder::init(&config, &facts, 0, device)
         .with_context(|| format!("{p}: rebuilding the model from its stored configuration"))?;
-    let is_f64 = {
-        let name = "core.features.layer0.conv.weight";
-        let bytes = std::fs::read(path)?;
-        let st = SafeTensors::deserialize(&bytes)?;
-        st.tensor(name)
-            .map(|t| t.dtype() == Dtype::F64)
-            .unwrap_or(false)
+    let is_f64 = match meta.get(KEY_PRECISION).map(String::as_str) {
+        Some("f64") => true,
+        Some("f32") => false,
+        other => anyhow::bail!(
+            "{p}: metadata `{KEY_PRECISION}` is {other:?}, expected \"f32\" or \"f64\""
+        ),
     };
     let encoder = if is_f64 {
         crate::model::cast_module(encoder, DType::F64)

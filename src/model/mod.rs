@@ -31,8 +31,11 @@ pub fn cast_module<M: Module>(module: M, dtype: DType) -> M {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
             let dtype = self.0;
             let require_grad = param.val().is_require_grad();
+            // A fresh leaf from the values: a `cast` op would make it a non-leaf of the graph.
             param.map(|t| {
-                burn::module::Parameter::set_require_grad(t.detach().cast(dtype), require_grad)
+                let device = t.device();
+                let fresh = Tensor::from_data(t.into_data(), (&device, dtype));
+                burn::module::Parameter::set_require_grad(fresh, require_grad)
             })
         }
     }

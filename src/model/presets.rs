@@ -3,7 +3,6 @@
 
 use crate::model::core::{CoreConfig, PerLayer, Stack};
 use crate::model::encoder::ModelConfig;
-use crate::model::modulator::ModulatorConfig;
 use crate::model::readout::{
     FactorizedReadoutConfig, GaussType, GaussianReadoutConfig, GridPredictorConfig, InitScheme,
     PointPooledReadoutConfig, ReadoutConfig, Reduction,
@@ -197,12 +196,6 @@ pub fn sensorium2022_plus() -> ModelConfig {
         gamma_shifter: 0.0,
     });
     config
-}
-
-/// A behavioural-gain modulator with the reference defaults (hidden 5, 2 layers, γ 0), for
-/// configurations that add one.
-pub fn default_modulator() -> ModulatorConfig {
-    ModulatorConfig::default()
 }
 
 #[cfg(test)]

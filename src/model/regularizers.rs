@@ -139,6 +139,58 @@ mod tests {
         assert_eq!(valid, vec![0.0; 9]);
     }
 
+    fn filter(values: Vec<f64>, k: usize) -> Tensor<4> {
+        Tensor::from_data(TensorData::new(values, [1, 1, k, k]), &Device::flex())
+    }
+
+    fn settings(kind: InputRegularizer, avg: bool) -> LaplaceSettings {
+        LaplaceSettings {
+            kind,
+            padding: None,
+            avg,
+        }
+    }
+
+    #[test]
+    fn laplace_penalties_of_a_single_spike() {
+        // A unit spike in the centre of a 5×5 filter: lap = 4 at the centre, −1 at its 4
+        // neighbours, so Σ lap² = 20 and Σ W² = 1.
+        let mut w = vec![0.0; 25];
+        w[12] = 1.0;
+        let p = |kind, avg| -> f32 {
+            settings(kind, avg)
+                .penalty(filter(w.clone(), 5))
+                .into_scalar()
+        };
+        assert!((p(InputRegularizer::LaplaceL2Norm, false) - 20.0).abs() < 1e-5);
+        assert!((p(InputRegularizer::LaplaceL2Norm, true) - 20.0).abs() < 1e-5);
+        assert!((p(InputRegularizer::LaplaceL2, false) - 10.0).abs() < 1e-5);
+        assert!((p(InputRegularizer::LaplaceL2, true) - 10.0 / 25.0).abs() < 1e-6);
+        // Gaussian-weighted: the centre is not penalised, the neighbours by (1 − G(1))².
+        let g1 = peripheral_weight(5, 5, 5, 5)[7];
+        let expected = 4.0 * g1 * g1;
+        assert!((p(InputRegularizer::GaussianLaplaceL2, false) as f64 - expected).abs() < 1e-5);
+        // The normalised penalty does not change with the filter's scale; LaplaceL2 does.
+        let scaled: Vec<f64> = w.iter().map(|v| v * 3.0).collect();
+        let q = |kind| -> f32 {
+            settings(kind, false)
+                .penalty(filter(scaled.clone(), 5))
+                .into_scalar()
+        };
+        assert!((q(InputRegularizer::LaplaceL2Norm) - 20.0).abs() < 1e-4);
+        assert!((q(InputRegularizer::LaplaceL2) - 90.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn group_sparsity_averages_filter_norms_over_hidden_layers() {
+        // Two hidden layers of one 1×1×2×2 filter each with norms 2 and 4: (2 + 4) / 2.
+        let a = filter(vec![1.0, 1.0, 1.0, 1.0], 2);
+        let b = filter(vec![2.0, 2.0, 2.0, 2.0], 2);
+        let gs: f32 = group_sparsity(&[a, b], 3).unwrap().into_scalar();
+        assert!((gs - 3.0).abs() < 1e-6);
+        assert!(group_sparsity(&[], 1).is_none());
+    }
+
     #[test]
     fn peripheral_weight_is_zero_at_the_centre_and_one_at_a_corner() {
         let g = peripheral_weight(5, 5, 5, 5);

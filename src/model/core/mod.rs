@@ -301,13 +301,31 @@ impl CoreConfig {
         };
         h = shrink(h, self.input_kern, p, 1).ok_or_else(too_small)?;
         w = shrink(w, self.input_kern, p, 1).ok_or_else(too_small)?;
-        for &k in &kernels {
+        let mut sizes = vec![(h, w)];
+        for (l, &k) in kernels.iter().enumerate() {
             let p = self.hidden_pad(k);
             h = shrink(h, k, p, self.hidden_dilation).ok_or_else(too_small)?;
             w = shrink(w, k, p, self.hidden_dilation).ok_or_else(too_small)?;
+            sizes.push((h, w));
+            // Skip connections concatenate earlier outputs, which must have one size.
+            let block = l + 1;
+            if self.skip > 1 && block + 1 < self.layers {
+                let inputs = &sizes[block + 1 - self.skip.min(block + 1)..=block];
+                if inputs.iter().any(|s| *s != sizes[block]) {
+                    return Err(CoreConfigError(format!(
+                        "`skip` {} concatenates block outputs of different sizes {inputs:?}; use \"same\" hidden padding",
+                        self.skip
+                    )));
+                }
+            }
         }
-        // Stacked outputs are concatenated, so all blocks must keep one size: only the input
-        // block may shrink the map when stacking several blocks (hidden padding "same").
+        let stacked: Vec<(usize, usize)> = stack.iter().map(|&i| sizes[i]).collect();
+        if stacked.iter().any(|s| *s != stacked[0]) {
+            return Err(CoreConfigError(format!(
+                "`stack` concatenates block outputs of different sizes {stacked:?}; use \"same\" hidden padding"
+            )));
+        }
+        let (h, w) = stacked[0];
         let c = stack.iter().map(|&i| channels[i]).sum();
         Ok([c, h, w])
     }
@@ -465,6 +483,9 @@ impl Stacked2dCore {
             outs.push(block.forward_eval(input));
         }
         let stack = &self.settings.stack;
+        if stack.len() == 1 {
+            return outs.swap_remove(stack[0]);
+        }
         Tensor::cat(stack.iter().map(|&i| outs[i].clone()).collect(), 1)
     }
 
@@ -533,3 +554,6 @@ impl Stacked2dCore {
         Ok(self)
     }
 }
+
+#[cfg(test)]
+mod tests;

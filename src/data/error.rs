@@ -1,0 +1,66 @@
+//! Typed errors of the data layer: every message names the file and what was expected.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong when reading a recording.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A file could not be read (missing, permission, broken archive).
+    #[error("cannot read {path}: {message}")]
+    Io { path: PathBuf, message: String },
+    /// A required file or folder is absent.
+    #[error("missing {path}: expected {expected}")]
+    Missing { path: PathBuf, expected: String },
+    /// The `.npy` file is truncated or its header is malformed.
+    #[error("malformed .npy file {path}: {message}")]
+    Npy { path: PathBuf, message: String },
+    /// The array has a dtype this field cannot hold.
+    #[error("{path}: unsupported dtype {found}, expected {expected}")]
+    Dtype {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    /// The array has the wrong shape.
+    #[error("{path}: shape {found:?}, expected {expected}")]
+    Shape {
+        path: PathBuf,
+        found: Vec<usize>,
+        expected: String,
+    },
+    /// Two fields disagree on the number of trials.
+    #[error("{path}: {found} trials, but {expected} trials were found in data/images")]
+    TrialCount {
+        path: PathBuf,
+        found: usize,
+        expected: usize,
+    },
+    /// A tier name that is none of train / validation / test / final_test.
+    #[error(
+        "{path}: unknown tier {value:?} at trial {trial}, expected train, validation, test or final_test"
+    )]
+    UnknownTier {
+        path: PathBuf,
+        value: String,
+        trial: usize,
+    },
+    /// NaN or infinite values where only finite numbers make sense.
+    #[error("{path}: non-finite value {value} at element {index}, expected finite numbers")]
+    NonFinite {
+        path: PathBuf,
+        value: f64,
+        index: usize,
+    },
+    /// A subset request that cannot be satisfied.
+    #[error("invalid subset: {0}")]
+    Subset(String),
+}
+
+impl DataError {
+    pub(crate) fn io(path: impl Into<PathBuf>, err: impl std::fmt::Display) -> Self {
+        DataError::Io {
+            path: path.into(),
+            message: err.to_string(),
+        }
+    }
+}

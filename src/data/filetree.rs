@@ -1,0 +1,343 @@
+//! Reading the FileTree layout (REFERENCE.md §6.1/§6.2): `data/<field>/<i>.npy` per trial and
+//! `meta/{trials,neurons,statistics}`. Per-trial files are read in parallel with rayon.
+
+use super::error::DataError;
+use super::npy::{self, NpyArray, NpyData};
+use super::source::Source;
+use super::{
+    Dataset, FieldStatistics, LoadOptions, MetaArray, NeuronMeta, Statistics, Tier, TrialMeta,
+    data_key_from_path,
+};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn read_npy(src: &Source, rel: &str) -> Result<NpyArray, DataError> {
+    let bytes = src.read(rel)?;
+    npy::parse(&bytes, &src.display_path(rel))
+}
+
+/// Number of trial files `0.npy … (T-1).npy` in `data/<field>`, checking there are no gaps.
+fn count_trials(src: &Source, field: &str) -> Result<usize, DataError> {
+    let dir = format!("data/{field}");
+    let names = src.list(&dir)?;
+    let mut idx: Vec<usize> = names
+        .iter()
+        .filter_map(|n| n.strip_suffix(".npy"))
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    idx.sort_unstable();
+    if let Some(pos) = idx.iter().enumerate().position(|(i, &v)| i != v) {
+        return Err(DataError::Missing {
+            path: src.display_path(&format!("{dir}/{pos}.npy")),
+            expected: format!(
+                "trial files 0.npy … {}.npy without gaps ({} files found)",
+                idx.last().copied().unwrap_or(0),
+                idx.len()
+            ),
+        });
+    }
+    Ok(idx.len())
+}
+
+/// Read `data/<field>/<i>.npy` for all trials; every trial must have `per_trial` values.
+/// Returns the concatenated values and the per-trial shape of trial 0.
+fn read_field(
+    src: &Source,
+    field: &str,
+    n_trials: usize,
+    check_finite: bool,
+) -> Result<(Vec<f32>, Vec<usize>), DataError> {
+    let found = count_trials(src, field)?;
+    if found != n_trials {
+        return Err(DataError::TrialCount {
+            path: src.display_path(&format!("data/{field}")),
+            found,
+            expected: n_trials,
+        });
+    }
+    let arrays: Vec<(Vec<usize>, Vec<f32>)> = (0..n_trials)
+        .into_par_iter()
+        .map(|i| {
+            let rel = format!("data/{field}/{i}.npy");
+            let a = read_npy(src, &rel)?;
+            let shape = a.shape.clone();
+            let path = src.display_path(&rel);
+            if matches!(a.data, NpyData::Str(_)) {
+                return Err(DataError::Dtype {
+                    path,
+                    found: a.descr,
+                    expected: "u1, f4 or f8".into(),
+                });
+            }
+            let v = a.into_f32(&path)?;
+            if let Some((j, x)) = v
+                .iter()
+                .enumerate()
+                .find(|(_, x)| check_finite && !x.is_finite())
+            {
+                return Err(DataError::NonFinite {
+                    path,
+                    value: *x as f64,
+                    index: j,
+                });
+            }
+            Ok((shape, v))
+        })
+        .collect::<Result<_, _>>()?;
+    let shape0 = arrays.first().map(|a| a.0.clone()).unwrap_or_default();
+    let mut out = Vec::with_capacity(n_trials * arrays.first().map_or(0, |a| a.1.len()));
+    for (i, (shape, v)) in arrays.into_iter().enumerate() {
+        if shape != shape0 {
+            return Err(DataError::Shape {
+                path: src.display_path(&format!("data/{field}/{i}.npy")),
+                found: shape,
+                expected: format!("{shape0:?} like data/{field}/0.npy"),
+            });
+        }
+        out.extend_from_slice(&v);
+    }
+    Ok((out, shape0))
+}
+
+fn to_meta(a: NpyArray) -> MetaArray {
+    match a.data {
+        NpyData::Int(v) => MetaArray::Int(v),
+        NpyData::F32(v) => MetaArray::Float(v.into_iter().map(f64::from).collect()),
+        NpyData::F64(v) => MetaArray::Float(v),
+        NpyData::Str(v) => MetaArray::Str(v),
+    }
+}
+
+/// All arrays of a meta folder whose first axis has length `n` (checked), by file stem.
+fn read_meta_dir(
+    src: &Source,
+    dir: &str,
+    n: Option<usize>,
+) -> Result<BTreeMap<String, (NpyArray, String)>, DataError> {
+    let mut out = BTreeMap::new();
+    for name in src.list(dir)? {
+        let Some(stem) = name.strip_suffix(".npy") else {
+            continue;
+        };
+        let rel = format!("{dir}/{name}");
+        let a = read_npy(src, &rel)?;
+        if let Some(n) = n.filter(|&n| a.shape.first() != Some(&n)) {
+            return Err(DataError::Shape {
+                path: src.display_path(&rel),
+                found: a.shape,
+                expected: format!("first axis of length {n}"),
+            });
+        }
+        out.insert(stem.to_string(), (a, rel));
+    }
+    Ok(out)
+}
+
+fn require(
+    src: &Source,
+    map: &mut BTreeMap<String, (NpyArray, String)>,
+    dir: &str,
+    name: &str,
+) -> Result<(NpyArray, std::path::PathBuf), DataError> {
+    map.remove(name)
+        .map(|(a, rel)| (a, src.display_path(&rel)))
+        .ok_or_else(|| DataError::Missing {
+            path: src.display_path(&format!("{dir}/{name}.npy")),
+            expected: format!("meta array {name}"),
+        })
+}
+
+fn read_trials(src: &Source, n: usize) -> Result<(Vec<Tier>, TrialMeta), DataError> {
+    let dir = "meta/trials";
+    let mut map = read_meta_dir(src, dir, Some(n))?;
+    let (tiers_a, tiers_path) = require(src, &mut map, dir, "tiers")?;
+    if !matches!(tiers_a.data, NpyData::Str(_)) {
+        return Err(DataError::Dtype {
+            path: tiers_path,
+            found: tiers_a.descr,
+            expected: "a unicode string array".into(),
+        });
+    }
+    let tiers = tiers_a
+        .into_strings()
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            s.parse::<Tier>().map_err(|_| DataError::UnknownTier {
+                path: tiers_path.clone(),
+                value: s,
+                trial: i,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let (ids, ids_path) = require(src, &mut map, dir, "frame_image_id")?;
+    let frame_image_id = ids.into_i64(&ids_path)?;
+    let trial_idx = match map.remove("trial_idx") {
+        Some((a, rel)) => Some(a.into_i64(&src.display_path(&rel))?),
+        None => None,
+    };
+    let other = map.into_iter().map(|(k, (a, _))| (k, to_meta(a))).collect();
+    Ok((
+        tiers,
+        TrialMeta {
+            frame_image_id,
+            trial_idx,
+            other,
+        },
+    ))
+}
+
+fn read_neurons(src: &Source, n: usize) -> Result<NeuronMeta, DataError> {
+    let dir = "meta/neurons";
+    let mut map = read_meta_dir(src, dir, Some(n))?;
+    let (ids, ids_path) = require(src, &mut map, dir, "unit_ids")?;
+    let unit_ids = ids.into_i64(&ids_path)?;
+    let cell_motor_coordinates = match map.remove("cell_motor_coordinates") {
+        Some((a, rel)) => {
+            let path = src.display_path(&rel);
+            if a.shape != [n, 3] {
+                return Err(DataError::Shape {
+                    path,
+                    found: a.shape,
+                    expected: format!("({n}, 3)"),
+                });
+            }
+            let v = a.into_f64(&path)?;
+            Some(v.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect())
+        }
+        None => None,
+    };
+    let strings = |map: &mut BTreeMap<String, (NpyArray, String)>, k: &str| {
+        map.remove(k).map(|(a, _)| a.into_strings())
+    };
+    let area = strings(&mut map, "area");
+    let layer = strings(&mut map, "layer");
+    let mut ints = |k: &str| -> Result<Option<Vec<i64>>, DataError> {
+        match map.remove(k) {
+            Some((a, rel)) => Ok(Some(a.into_i64(&src.display_path(&rel))?)),
+            None => Ok(None),
+        }
+    };
+    let animal_ids = ints("animal_ids")?;
+    let multi_match_id = ints("multi_match_id")?;
+    let other = map.into_iter().map(|(k, (a, _))| (k, to_meta(a))).collect();
+    Ok(NeuronMeta {
+        unit_ids,
+        cell_motor_coordinates,
+        area,
+        layer,
+        animal_ids,
+        multi_match_id,
+        other,
+    })
+}
+
+fn read_statistics(src: &Source) -> Result<Statistics, DataError> {
+    let mut stats = Statistics::default();
+    if !src.exists("meta/statistics/") {
+        return Err(DataError::Missing {
+            path: src.display_path("meta/statistics"),
+            expected: "statistics/<field>/<all|stimulus_frame>/{mean,std}.npy".into(),
+        });
+    }
+    for field in ["images", "responses", "behavior", "pupil_center"] {
+        for (which, target) in [
+            ("all", &mut stats.all),
+            ("stimulus_frame", &mut stats.stimulus_frame),
+        ] {
+            let dir = format!("meta/statistics/{field}/{which}");
+            if !src.exists(&format!("{dir}/")) {
+                continue;
+            }
+            let get = |name: &str| -> Result<Vec<f64>, DataError> {
+                let rel = format!("{dir}/{name}.npy");
+                read_npy(src, &rel)?.into_f64(&src.display_path(&rel))
+            };
+            let opt = |name: &str| -> Result<Option<Vec<f64>>, DataError> {
+                if src.exists(&format!("{dir}/{name}.npy")) {
+                    get(name).map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
+            let fs = FieldStatistics {
+                mean: get("mean")?,
+                std: get("std")?,
+                min: opt("min")?,
+                max: opt("max")?,
+                median: opt("median")?,
+            };
+            target.insert(field.to_string(), fs);
+        }
+    }
+    Ok(stats)
+}
+
+/// Load a whole dataset (see [`Dataset::load`]).
+pub fn load(path: &Path, options: &LoadOptions) -> Result<Dataset, DataError> {
+    let src = Source::open(path)?;
+    let n_trials = count_trials(&src, "images")?;
+    if n_trials == 0 {
+        return Err(DataError::Missing {
+            path: src.display_path("data/images/0.npy"),
+            expected: "at least one trial".into(),
+        });
+    }
+    let (images, shape) = read_field(&src, "images", n_trials, false)?;
+    let image_shape = match shape[..] {
+        [h, w] => [1, h, w],
+        [c, h, w] => [c, h, w],
+        _ => {
+            return Err(DataError::Shape {
+                path: src.display_path("data/images/0.npy"),
+                found: shape,
+                expected: "(C, H, W) or (H, W)".into(),
+            });
+        }
+    };
+    let (responses, rshape) = read_field(&src, "responses", n_trials, true)?;
+    if rshape.len() != 1 {
+        return Err(DataError::Shape {
+            path: src.display_path("data/responses/0.npy"),
+            found: rshape,
+            expected: "(N,)".into(),
+        });
+    }
+    let n_neurons = rshape[0];
+    let optional = |field: &str, width: usize| -> Result<Option<Vec<f32>>, DataError> {
+        if !src.exists(&format!("data/{field}/")) {
+            return Ok(None);
+        }
+        let (v, s) = read_field(&src, field, n_trials, true)?;
+        if s != [width] {
+            return Err(DataError::Shape {
+                path: src.display_path(&format!("data/{field}/0.npy")),
+                found: s,
+                expected: format!("({width},)"),
+            });
+        }
+        Ok(Some(v))
+    };
+    let behavior = optional("behavior", 3)?;
+    let pupil_center = optional("pupil_center", 2)?;
+    let (tiers, trials) = read_trials(&src, n_trials)?;
+    let neurons = read_neurons(&src, n_neurons)?;
+    let statistics = read_statistics(&src)?;
+    Ok(Dataset {
+        data_key: options
+            .data_key
+            .clone()
+            .unwrap_or_else(|| data_key_from_path(path)),
+        source: path.to_path_buf(),
+        image_shape,
+        images,
+        responses,
+        behavior,
+        pupil_center,
+        tiers,
+        trials,
+        neurons,
+        statistics,
+    })
+}

@@ -76,7 +76,7 @@ fn settings(quick: bool, seed: u64) -> (SimulationConfig, Vec<String>) {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    crate::backend::set_threads(args.threads)?;
+    crate::backend::init_threads(args.threads)?;
     let started = std::time::Instant::now();
     let temp;
     let root: PathBuf = match &args.out {
@@ -105,7 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         toml::Value::String(data_dir.display().to_string())
     ));
     let config = RunConfig::preset("lurz2020")?.with_overrides("demo", &all)?;
-    let device = crate::backend::device(crate::backend::DeviceKind::Cpu)?;
+    let device = crate::backend::DeviceKind::Cpu.device()?;
     let options = TrainOptions {
         device: device.clone(),
         quiet: args.quiet,

@@ -31,8 +31,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    crate::backend::set_threads(args.threads)?;
-    let device = crate::backend::device(args.device)?;
+    crate::backend::init_threads(args.threads)?;
+    let device = args.device.device()?;
     let trained = TrainedRun::open(&args.run, &device)?;
     let mut summaries = Vec::new();
     let mut notes = Vec::new();

@@ -80,9 +80,9 @@ pub fn resolve_config(args: &Args) -> anyhow::Result<RunConfig> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    crate::backend::set_threads(args.threads)?;
+    crate::backend::init_threads(args.threads)?;
     let options = TrainOptions {
-        device: crate::backend::device(args.device)?,
+        device: args.device.device()?,
         quiet: args.quiet,
         stop_after_epochs: None,
     };

@@ -38,11 +38,23 @@ const DOCS: &[(&str, &str)] = &[
     ("trainer.max_minutes", "Wall-clock budget: stop after the epoch that crosses it and restore the best state."),
     ("trainer.loss_accum_batch_n", "Batches per optimizer step (gradient accumulation); absent: one batch of every dataset per step."),
     ("trainer.scale_loss", "Scale the summed Poisson loss by sqrt(M/B), M = trials of all tiers of the dataset (reference behaviour)."),
-    ("trainer.detach_core", "Freeze the core (transfer learning): no gradients into it, no core regularizer; BN running statistics still update."),
     ("trainer.init_bias_from_first_batch", "Set each readout bias to the mean response of its first training batch (Lurz 2020)."),
     ("trainer.adam_epsilon", "Adam epsilon (PyTorch default 1e-8)."),
     // [model]
     ("model", "The model: a convolutional core shared by all neurons, one readout per dataset, output ELU(x + offset) + 1."),
+];
+
+/// Optional keys that are absent from a default config: shown as commented-out examples at the
+/// end of their section, so the printed config lists every setting. (section, key, example).
+pub(super) const OPTIONAL: &[(&str, &str, &str)] = &[
+    ("data", "neuron_n", "1000"),
+    ("data", "image_n", "2000"),
+    ("trainer", "max_minutes", "95.0"),
+    ("trainer", "loss_accum_batch_n", "2"),
+    ("model", "shifter", "{ hidden_channels = 5, shift_layers = 3, gamma_shifter = 0.0 }"),
+    ("model", "modulator", "{ hidden_features = 5, layers = 2, gamma_modulator = 0.0 }"),
+    ("model.core", "hidden_padding", "6"),
+    ("model.core", "laplace_padding", "1"),
 ];
 
 fn doc(path: &str) -> Option<&'static str> {
@@ -95,7 +107,52 @@ pub fn annotate(toml_text: &str, header: &str) -> String {
     if !header.is_empty() {
         out.push('\n');
     }
-    out.push_str(&document.to_string());
+    out.push_str(&add_optional_examples(&document.to_string()));
+    out
+}
+
+/// Inserts the commented-out [`OPTIONAL`] keys missing from each section at the section's end.
+fn add_optional_examples(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    // Section boundaries: each header line, moved back over its comment block and one blank line.
+    let mut sections: Vec<(usize, String)> = vec![(0, String::new())];
+    for (i, line) in lines.iter().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') && t.ends_with(']') {
+            let name = t.trim_matches(|c| c == '[' || c == ']').to_string();
+            let mut start = i;
+            while start > 0 && lines[start - 1].starts_with('#') {
+                start -= 1;
+            }
+            if start > 0 && lines[start - 1].trim().is_empty() {
+                start -= 1;
+            }
+            sections.push((start, name));
+        }
+    }
+    let mut out = String::new();
+    for (n, (start, name)) in sections.iter().enumerate() {
+        let end = sections.get(n + 1).map_or(lines.len(), |s| s.0);
+        let body = &lines[*start..end];
+        for line in body {
+            out.push_str(line);
+            out.push('\n');
+        }
+        for (section, key, example) in OPTIONAL.iter().filter(|(s, _, _)| s == name) {
+            let present = body
+                .iter()
+                .any(|l| l.split('=').next().is_some_and(|k| k.trim() == *key))
+                || sections.iter().any(|(_, h)| *h == format!("{section}.{key}"));
+            if present {
+                continue;
+            }
+            let path = format!("{section}.{key}");
+            if let Some(text) = doc(&path) {
+                out.push_str(&comment_block(text, false));
+            }
+            out.push_str(&format!("# {key} = {example}\n"));
+        }
+    }
     out
 }
 

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use data::DataConfig;
 pub use trainer::TrainerConfig;
 
-use crate::model::ModelConfig;
+use crate::model::{ModelConfig, PRESET_NAMES};
 
 /// A configuration problem, always naming the key (or file) and what was expected.
 #[derive(Debug, thiserror::Error)]
@@ -84,13 +84,8 @@ pub struct RunConfig {
     pub transfer: Option<crate::train::transfer::TransferInit>,
 }
 
-/// The names `cortexfit config --preset` and `train --preset` accept.
-pub const PRESETS: &[&str] = &[
-    "lurz2020",
-    "sensorium2022",
-    "lurz2020_factorized",
-    "lurz2020_point_pooled",
-];
+/// The names `cortexfit config --preset` and `train --preset` accept (the model presets).
+pub const PRESETS: &[&str] = PRESET_NAMES;
 
 impl RunConfig {
     /// The run configuration of a published model: the model preset plus its paper's data and
@@ -104,7 +99,7 @@ impl RunConfig {
             return Err(unknown());
         }
         let model = ModelConfig::preset(name).map_err(|_| unknown())?;
-        let (data, trainer) = if name == "sensorium2022" {
+        let (data, trainer) = if name.starts_with("sensorium") {
             (
                 DataConfig {
                     exclude_images: false,
@@ -175,7 +170,14 @@ impl RunConfig {
             .map_err(|e| ConfigError::Schema {
                 source_name: source_name.to_string(),
                 key: e.path().to_string(),
-                message: e.inner().to_string(),
+                // toml appends "in `section`"; the key path already says where.
+                message: e
+                    .inner()
+                    .to_string()
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("in `") && !l.trim().is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" "),
             })?;
         config.validate()?;
         Ok(config)
@@ -185,9 +187,8 @@ impl RunConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.data.validate()?;
         self.trainer.validate()?;
-        self.model
-            .validate()
-            .map_err(|e| ConfigError::invalid("model", e.to_string()))?;
+        // The model section is checked when the model is built (its errors name `model.<key>`),
+        // because some checks need the data (image size, behaviour present).
         Ok(())
     }
 
@@ -275,6 +276,17 @@ mod tests {
             let text = RunConfig::preset(name).unwrap().to_toml();
             let missing = comments::undocumented_keys(&text);
             assert!(missing.is_empty(), "{name}: keys without explanation: {missing:?}");
+        }
+    }
+
+    #[test]
+    fn commented_optional_examples_are_valid_settings() {
+        let base = RunConfig::preset("lurz2020").unwrap();
+        let text = base.to_commented_toml("");
+        for (section, key, example) in comments::OPTIONAL {
+            assert!(text.contains(&format!("# {key} = {example}")), "{key} not listed");
+            base.with_overrides("t", &[format!("{section}.{key}={example}")])
+                .unwrap_or_else(|e| panic!("{section}.{key}: {e}"));
         }
     }
 

@@ -7,6 +7,8 @@ const DOCS: &[(&str, &str)] = &[
     // Sections.
     ("model.core", "The convolutional core shared by all neurons (Stacked2dCore / SE2dCore without SE blocks)."),
     ("model.readout", "The per-neuron readout on the core's feature map; one instance per dataset (data key)."),
+    ("model.core.hidden_padding", "Padding of the hidden convolutions (absent: 'same', ((k - 1) dilation + 1) / 2)."),
+    ("model.core.laplace_padding", "Zero padding of the Laplace filter (absent: 1, 'same')."),
     ("model.shifter", "Eye-position shifter: an MLP on the pupil position that shifts all readout positions."),
     ("model.modulator", "Behavioural modulator: an MLP on behaviour whose output gain multiplies the readout."),
     ("grid_mean_predictor", "Retinotopy: predict each neuron's mean position from its cortical coordinates instead of learning it freely (absent: free positions)."),
@@ -15,7 +17,13 @@ const DOCS: &[(&str, &str)] = &[
     ("behavior_as_channels", "Feed behaviour as extra constant input channels (Sensorium+)."),
     ("pupil_as_channels", "Feed the pupil position as extra constant input channels."),
     ("detach_core", "Stop gradients into the core (transfer learning)."),
+    ("freeze_core_batch_norm", "Always run the core's batch norm with its running statistics (a frozen core stays exactly as trained; deviation from the reference, which keeps updating them)."),
     // Core.
+    ("input_bias", "Bias on the input convolution (redundant before a batch norm with shift)."),
+    ("hidden_bias", "Bias on the hidden convolutions (all three parts when depth-separable)."),
+    ("batch_norm_bias", "Learnable per-channel shift in the batch norm."),
+    ("final_batch_norm_scale", "Learnable per-channel scale in the last block's batch norm."),
+    ("batch_norm_eps", "Batch-norm epsilon."),
     ("layers", "Number of convolutional blocks (conv -> batch norm -> ELU)."),
     ("hidden_channels", "Feature channels of each block (one number for all, or a list per block)."),
     ("input_kern", "Kernel size of the first convolution."),

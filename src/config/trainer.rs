@@ -31,9 +31,6 @@ pub struct TrainerConfig {
     pub loss_accum_batch_n: Option<usize>,
     /// Scale the summed Poisson loss by √(M/B), M = trials of all tiers of the dataset.
     pub scale_loss: bool,
-    /// Freeze the core: no gradients into it and no core regularizer (transfer learning).
-    /// Its batch-norm running statistics still follow the training batches, as in the reference.
-    pub detach_core: bool,
     /// Set each readout's bias to the mean response of its first training batch before training
     /// (Lurz 2020); otherwise the bias keeps its initial value.
     pub init_bias_from_first_batch: bool,
@@ -55,7 +52,6 @@ impl Default for TrainerConfig {
             max_minutes: None,
             loss_accum_batch_n: None,
             scale_loss: true,
-            detach_core: false,
             init_bias_from_first_batch: true,
             adam_epsilon: 1e-8,
         }

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 /// Target grey-level mean and standard deviation (close to the real 36×64 ImageNet frames:
 /// mean ≈ 111, std ≈ 61).
 const MEAN_GREY: f64 = 112.0;
-const STD_GREY: f64 = 55.0;
+const STD_GREY: f64 = 70.0;
 /// Share of the 1/f noise in the mixture (the rest is dead leaves).
 const NOISE_WEIGHT: f64 = 0.35;
 
@@ -27,6 +27,7 @@ pub fn natural_image(rng: &mut ChaCha8Rng, height: usize, width: usize) -> Vec<f
             (MEAN_GREY + STD_GREY * contrast * v)
                 .round()
                 .clamp(0.0, 255.0) as f32
+                + 0.0 // turns −0.0 (from rounding small negatives) into 0.0
         })
         .collect()
 }
@@ -127,7 +128,7 @@ mod tests {
                     kx as f64 - w as f64
                 }) / w as f64;
                 let f = (fy * fy + fx * fx).sqrt();
-                if f < 0.04 || f > 0.4 {
+                if !(0.04..=0.4).contains(&f) {
                     continue;
                 }
                 let (mut re, mut im) = (0.0, 0.0);

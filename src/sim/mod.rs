@@ -33,7 +33,7 @@ pub const RF_MARGIN_PX: f64 = 10.0;
 const IMAGE_MEAN: f64 = 112.0;
 const IMAGE_STD: f64 = 55.0;
 /// Range of the neurons' mean responses per trial (log-uniform), spanning more than 10×.
-const MEAN_RATE_RANGE: (f64, f64) = (0.15, 3.0);
+const MEAN_RATE_RANGE: (f64, f64) = (0.08, 1.6);
 
 /// What to simulate. `Default` gives a dataset a demo can train on in minutes on 2 cores.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -109,7 +109,9 @@ impl SimulationConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimulationSummary {
-    /// The dataset folder.
+    /// The dataset folder. Not serialized, so that `ground_truth.json` does not depend on
+    /// where the dataset was written (same seed + animal → byte-identical trees).
+    #[serde(skip)]
     pub out: PathBuf,
     /// Trials written (all tiers).
     pub trials: usize,

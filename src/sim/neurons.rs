@@ -138,21 +138,25 @@ impl Filters {
         img: &[f64],
         width: usize,
     ) -> f64 {
-        let (mut e, mut o, mut energy) = (0.0, 0.0, 0.0);
-        let mut k = 0;
-        for r in self.rows.clone() {
-            let line = &img[r * width..(r + 1) * width];
-            for &v in &line[self.cols.clone()] {
-                e += self.even[k] * v;
-                o += self.odd[k] * v;
-                energy += self.pool[k] * v * v;
-                k += 1;
+        // Only the sums a cell type needs: the odd filter for complex cells, the pool for
+        // normalized ones (the simulation's inner loop).
+        let dot = |filter: &[f64], square: bool| {
+            let mut acc = 0.0;
+            let mut k = 0;
+            for r in self.rows.clone() {
+                let line = &img[r * width..(r + 1) * width];
+                for &v in &line[self.cols.clone()] {
+                    acc += filter[k] * if square { v * v } else { v };
+                    k += 1;
+                }
             }
-        }
+            acc
+        };
+        let even = dot(&self.even, false);
         match cell_type {
-            CellType::Simple => e,
-            CellType::Complex => (e * e + o * o).sqrt(),
-            CellType::Normalized => e / (semi_saturation + energy.sqrt()),
+            CellType::Simple => even,
+            CellType::Complex => even.hypot(dot(&self.odd, false)),
+            CellType::Normalized => even / (semi_saturation + dot(&self.pool, true).sqrt()),
         }
     }
 }

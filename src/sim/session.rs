@@ -94,7 +94,7 @@ fn behaviour_over_time(rng: &mut impl Rng, n: usize) -> Vec<State> {
             step(&mut ex);
             step(&mut ey);
             let speed = (6.0 * (run + 0.5 * arousal) - 2.0).max(0.0);
-            let pupil = 60.0 + 15.0 * arousal + 2.0 * normal.sample(rng);
+            let pupil = 60.0 * (0.25 * arousal + 0.03 * normal.sample(rng)).exp();
             let derivative = pupil - prev_pupil;
             prev_pupil = pupil;
             let gain =
@@ -142,4 +142,36 @@ pub fn poisson(rng: &mut impl Rng, rate: f64) -> f64 {
     rand_distr::Poisson::new(rate)
         .map(|p| p.sample(rng))
         .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn shifting_by_whole_pixels_moves_the_image() {
+        let img: Vec<f64> = (0..20).map(|v| v as f64).collect(); // 4 × 5
+        let out = shift_image(&img, 4, 5, [1.0, 2.0]);
+        assert_eq!(out[0], img[5 + 2]); // out(0,0) = img(1,2)
+        assert_eq!(out[19], img[19]); // clamped at the corner
+        assert_eq!(shift_image(&img, 4, 5, [0.0, 0.0]), img);
+    }
+
+    #[test]
+    fn tiers_repeats_and_behaviour_are_consistent() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let t = trials(&mut rng, 30, 5, 4, 3);
+        assert_eq!(t.len(), 30 + 5 + 12);
+        let mut idx: Vec<i64> = t.iter().map(|t| t.trial_idx).collect();
+        idx.sort();
+        assert_eq!(idx, (0..47).collect::<Vec<_>>());
+        let test = t.iter().filter(|t| t.tier == "test").count();
+        assert_eq!(test, 12);
+        assert!(
+            t.iter()
+                .all(|t| t.behavior[0] > 0.0 && t.behavior[2] >= 0.0)
+        );
+        assert!(t.iter().any(|t| t.rf_shift_px != [0.0, 0.0]));
+    }
 }

@@ -132,13 +132,7 @@ fn same_seed_and_animal_is_byte_identical_and_animals_differ() {
         tree_bytes(&root.path().join("a")),
         tree_bytes(&root.path().join("b")),
     );
-    // The summary records the output path, so compare everything except ground_truth.json.
-    let strip = |v: Vec<(PathBuf, Vec<u8>)>| -> Vec<_> {
-        v.into_iter()
-            .filter(|(p, _)| !p.ends_with("ground_truth.json"))
-            .collect()
-    };
-    assert_eq!(strip(a), strip(b));
+    assert_eq!(a, b);
     let other = SimulationConfig {
         animal: 4,
         ..cfg.clone()

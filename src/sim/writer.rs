@@ -62,14 +62,21 @@ impl TreeWriter {
         }
     }
 
-    /// Writes `bytes` to `root/relative`, creating folders as needed.
+    /// Writes `bytes` to `root/relative`, creating folders only when missing (the per-trial
+    /// files are thousands, so the common path is a single `write`).
     pub fn write(&self, relative: &str, bytes: &[u8]) -> anyhow::Result<()> {
         let path = self.root.join(relative);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating folder {}", dir.display()))?;
+        match std::fs::write(&path, bytes) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating folder {}", dir.display()))?;
+                }
+                std::fs::write(&path, bytes)
+            }
+            other => other,
         }
-        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
+        .with_context(|| format!("writing {}", path.display()))
     }
 
     pub fn npy<T: npyz::AutoSerialize + Copy>(

@@ -96,6 +96,19 @@ impl PreparedSet {
         self.dataset.n_neurons()
     }
 
+    /// Behaviour variables per trial (0 when the recording has none).
+    pub fn n_behaviors(&self) -> usize {
+        match &self.behavior {
+            Some(b) if self.n_trials() > 0 => b.len() / self.n_trials(),
+            _ => 0,
+        }
+    }
+
+    /// The recording has the pupil position of every trial.
+    pub fn has_pupil_center(&self) -> bool {
+        self.pupil_center.is_some()
+    }
+
     /// Trials of all tiers (the M of the √(M/B) loss scale).
     pub fn n_trials(&self) -> usize {
         self.dataset.n_trials()
@@ -148,7 +161,10 @@ impl PreparedSet {
                 device,
             ),
             responses: tensor2(gather(&self.responses, n, trials), n),
-            behavior: self.behavior.as_ref().map(|v| tensor2(gather(v, 3, trials), 3)),
+            behavior: self.behavior.as_ref().map(|v| {
+                let k = self.n_behaviors();
+                tensor2(gather(v, k, trials), k)
+            }),
             pupil_center: self
                 .pupil_center
                 .as_ref()

@@ -10,7 +10,8 @@ use crate::data::Tier;
 use crate::model::Encoder;
 
 /// Predictions (trials × neurons, row-major, in the order of `trials`) of dataset `key` in
-/// evaluation mode. `model` must already be in evaluation mode (see [`Encoder::valid`]).
+/// evaluation mode (running BN statistics, readouts at μ). For speed pass the model moved off
+/// the autodiff device (`model.valid()`) and a matching `device`.
 pub fn predict(
     model: &Encoder,
     key: usize,
@@ -22,7 +23,7 @@ pub fn predict(
     let mut out = Vec::with_capacity(trials.len() * set.n_neurons());
     for chunk in trials.chunks(batch_size.max(1)) {
         let batch = set.batch(chunk, device);
-        let y = model.forward(batch.images, key, batch.behavior, batch.pupil_center, false);
+        let y = model.forward_eval(batch.images, key, batch.behavior, batch.pupil_center);
         out.extend(
             y.into_data()
                 .convert::<f32>()

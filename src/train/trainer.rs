@@ -25,10 +25,15 @@ use super::run_dir::{RunDir, link_or_copy};
 use super::seeds::{Stream, derive, rng};
 use super::summary::{Summary, summarize};
 use crate::config::RunConfig;
-use crate::model::{Encoder, ReadoutInput};
+use crate::model::loss::{LossReduction, poisson_loss};
+use crate::model::readout::ReadoutInput;
+use crate::model::{DatasetFacts, Encoder};
 
 /// Version of the resumable trainer state; bumped when its meaning changes.
 const STATE_FORMAT: u32 = 1;
+
+/// ε inside the Poisson loss's logarithm (neuralpredictors v0.0.1, used by Lurz 2020).
+const POISSON_EPS: f64 = 1e-12;
 
 /// How a run is executed (not part of its configuration: it does not change the numbers).
 #[derive(Debug, Clone)]
@@ -109,13 +114,22 @@ pub fn build_model(
             in_shape
         );
     }
-    let inputs = readout_inputs(sets, bias);
-    let seed = derive(config.seed, Stream::ModelInit, 0);
-    let mut model = Encoder::init(&config.model, in_shape, &inputs, seed, device)
-        .context("building the model")?;
-    if config.trainer.detach_core {
-        model = model.with_detached_core(true);
+    let needs_pupil = config.model.shifter.is_some() || config.model.pupil_as_channels;
+    for set in sets {
+        anyhow::ensure!(
+            !needs_pupil || set.has_pupil_center(),
+            "model.{} needs the pupil position, but dataset {} has none",
+            if config.model.shifter.is_some() { "shifter" } else { "pupil_as_channels" },
+            set.data_key()
+        );
     }
+    // Behaviour variables: only when every dataset has them (the model checks what needs them).
+    let n_behaviors = sets.iter().map(PreparedSet::n_behaviors).min().unwrap_or(0);
+    let inputs = readout_inputs(sets, bias);
+    let facts = DatasetFacts::new(in_shape, n_behaviors, &inputs);
+    let seed = derive(config.seed, Stream::ModelInit, 0);
+    let mut model =
+        Encoder::init(&config.model, &facts, seed, device).context("building the model")?;
     if let Some(init) = &config.transfer {
         model = super::transfer::apply_init(model, init)?;
     }
@@ -136,15 +150,14 @@ fn first_batch_means(config: &RunConfig, sets: &[PreparedSet]) -> Vec<Vec<f32>> 
         .collect()
 }
 
-/// Saves a model (weights, BN statistics, model config) atomically.
+/// Saves a model (weights, BN statistics, model config, dataset facts) atomically.
 pub fn save_model(model: &Encoder, path: &Path) -> anyhow::Result<()> {
     crate::model::checkpoint::save(model, path)
-        .with_context(|| format!("writing the model checkpoint {}", path.display()))
 }
 
-/// Loads weights saved by [`save_model`] into `model` (built with the same config and data).
-pub fn load_model_into(model: Encoder, path: &Path) -> anyhow::Result<Encoder> {
-    crate::model::checkpoint::load_into(model, path)
+/// Loads a model saved by [`save_model`] onto `device`.
+pub fn load_model(path: &Path, device: &Device) -> anyhow::Result<Encoder> {
+    crate::model::checkpoint::load(path, device)
         .with_context(|| format!("reading the model checkpoint {}", path.display()))
 }
 
@@ -158,8 +171,15 @@ fn adam(config: &RunConfig) -> ModuleOptimizer {
 pub fn train(config: RunConfig, run_dir: &Path, options: &TrainOptions) -> anyhow::Result<Summary> {
     config.validate()?;
     RunDir::check_fresh(run_dir)?;
-    // Load the data before creating the run directory, so a bad path leaves nothing behind.
+    // Load the data and build the model before creating the run directory, so that a bad path
+    // or a model that does not fit the data leaves nothing behind.
     let sets = load_all(&config.data.paths, &config.data)?;
+    let device = options.device.clone().autodiff();
+    let bias = config
+        .trainer
+        .init_bias_from_first_batch
+        .then(|| first_batch_means(&config, &sets));
+    let model = build_model(&config, &sets, bias, &device)?;
     let run = RunDir::create(run_dir)?;
     crate::io::atomic_write(
         &run.config(),
@@ -171,13 +191,7 @@ pub fn train(config: RunConfig, run_dir: &Path, options: &TrainOptions) -> anyho
             ))
             .as_bytes(),
     )?;
-    super::trained_run::write_facts(&run, &sets)?;
-    let device = options.device.clone().autodiff();
-    let bias = config
-        .trainer
-        .init_bias_from_first_batch
-        .then(|| first_batch_means(&config, &sets));
-    let model = build_model(&config, &sets, bias, &device)?;
+    super::trained_run::write_neurons(&run, &sets)?;
     let progress = Progress::new(options.quiet);
     progress.line(&format!(
         "training on {} ({} neurons) in {}",
@@ -190,7 +204,12 @@ pub fn train(config: RunConfig, run_dir: &Path, options: &TrainOptions) -> anyho
     ));
     let started = Instant::now();
     let eval_start = Instant::now();
-    let initial = validation_objective(&model.valid(), &sets, config.trainer.batch_size, &device.clone().inner());
+    let initial = validation_objective(
+        &model.valid(),
+        &sets,
+        config.trainer.batch_size,
+        &device.clone().inner(),
+    );
     let log = EpochLog::new(&run.log());
     log.truncate_after(0)?;
     let early_stopping = EarlyStopping::new(config.trainer.early_stopping(), initial);
@@ -265,9 +284,8 @@ pub fn resume(run_dir: &Path, options: &TrainOptions) -> anyhow::Result<Summary>
         keys
     );
     let device = options.device.clone().autodiff();
-    let skeleton = build_model(&config, &sets, None, &device)?;
-    let model = load_model_into(skeleton.clone(), &folder.join("model.safetensors"))?;
-    let best = load_model_into(skeleton, &folder.join("best.safetensors"))?;
+    let model = load_model(&folder.join("model.safetensors"), &device)?;
+    let best = load_model(&folder.join("best.safetensors"), &device)?;
     let model = assign_param_ids(model, &state.param_ids)?;
     let best = assign_param_ids(best, &state.param_ids)?;
     let optimizer_path = folder.join("optimizer.bpk");
@@ -401,7 +419,7 @@ impl Session {
                 batch.pupil_center,
                 true,
             );
-            let poisson = crate::model::loss::poisson_loss_sum(prediction, batch.responses);
+            let poisson = poisson_loss(prediction, batch.responses, POISSON_EPS, LossReduction::Sum);
             let scale = if trainer.scale_loss {
                 (set.n_trials() as f64 / b as f64).sqrt()
             } else {
@@ -423,9 +441,12 @@ impl Session {
             let grads = GradientsParams::from_grads(objective.backward(), &self.model);
             accumulator.accumulate(&self.model, grads);
             if step.optimizer_step {
-                self.model = self
+                let mut model = self
                     .optimizer
                     .step(lr, self.model.clone(), accumulator.grads());
+                // The reference clamps μ (and point-pooled grids, factorized positivity) in place.
+                model.readout = model.readout.clamp_parameters();
+                self.model = model;
             }
             self.progress.batch(poisson_value / b as f64);
         }

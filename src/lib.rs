@@ -20,7 +20,7 @@ pub mod data;
 pub mod experiment;
 pub mod io;
 pub mod metrics;
-pub mod report;
 pub mod model;
+pub mod report;
 pub mod sim;
 pub mod train;

@@ -328,8 +328,16 @@ mod tests {
     fn affine_r2_is_one_for_an_exact_affine_map_and_lower_with_noise() {
         let u: Vec<f64> = (0..20).map(|i| (i as f64 * 0.37).sin()).collect();
         let v: Vec<f64> = (0..20).map(|i| (i as f64 * 0.73).cos()).collect();
-        let x: Vec<f64> = u.iter().zip(&v).map(|(a, b)| 2.0 * a - 0.5 * b + 0.3).collect();
-        let y: Vec<f64> = u.iter().zip(&v).map(|(a, b)| 0.1 * a + 1.5 * b - 0.2).collect();
+        let x: Vec<f64> = u
+            .iter()
+            .zip(&v)
+            .map(|(a, b)| 2.0 * a - 0.5 * b + 0.3)
+            .collect();
+        let y: Vec<f64> = u
+            .iter()
+            .zip(&v)
+            .map(|(a, b)| 0.1 * a + 1.5 * b - 0.2)
+            .collect();
         assert!((affine_r2(&u, &v, &x, &y) - 1.0).abs() < 1e-10);
         let noisy: Vec<f64> = x
             .iter()

@@ -8,10 +8,12 @@ use crate::train::transfer::{TransferRequest, transfer};
 
 /// Arguments of `cortexfit transfer`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "The core is frozen (no gradient, no core regularizer) and new readouts are \
+#[command(
+    after_help = "The core is frozen (no gradient, no core regularizer) and new readouts are \
 fitted on the new data. By default the core's batch norm keeps the running statistics of the source \
 data (a deliberate deviation from the reference, which lets them drift on the new data: --update-bn). \
-The result is an ordinary run directory: evaluate it with `cortexfit evaluate --run RUN2 --data …`.")]
+The result is an ordinary run directory: evaluate it with `cortexfit evaluate --run RUN2 --data …`."
+)]
 pub struct Args {
     /// The trained run whose core is reused (its best state).
     #[arg(long, value_name = "RUN")]
@@ -55,9 +57,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    crate::backend::set_threads(args.threads)?;
+    crate::backend::init_threads(args.threads)?;
     let options = TrainOptions {
-        device: crate::backend::device(args.device)?,
+        device: args.device.device()?,
         quiet: args.quiet,
         stop_after_epochs: None,
     };

@@ -76,7 +76,10 @@ impl PreparedSet {
         let images = normalizer.images(&dataset.images);
         let responses = normalizer.responses(&dataset.responses, dataset.n_neurons());
         let behavior = dataset.behavior.as_ref().map(|b| normalizer.behavior(b));
-        let pupil_center = dataset.pupil_center.as_ref().map(|p| normalizer.pupil_center(p));
+        let pupil_center = dataset
+            .pupil_center
+            .as_ref()
+            .map(|p| normalizer.pupil_center(p));
         Ok(Self {
             dataset,
             images,
@@ -144,7 +147,9 @@ impl PreparedSet {
                 *m += r as f64;
             }
         }
-        mean.iter().map(|m| (m / trials.len().max(1) as f64) as f32).collect()
+        mean.iter()
+            .map(|m| (m / trials.len().max(1) as f64) as f32)
+            .collect()
     }
 
     /// The tensors of a batch of trials on `device`.

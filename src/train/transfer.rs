@@ -125,7 +125,13 @@ pub fn apply_init(model: Encoder, init: &TransferInit) -> anyhow::Result<Encoder
         })?;
     }
     if let Some(path) = &init.model {
-        model = crate::train::trainer::load_model_into(model, path)?;
+        let sd = load_state_dict(path)?;
+        model = model.import_state(&sd).with_context(|| {
+            format!(
+                "loading {} (expected a checkpoint of the same model and data)",
+                path.display()
+            )
+        })?;
     }
     Ok(model)
 }
@@ -280,13 +286,22 @@ mod tests {
         assert_eq!(a, half(NeuronHalf::A, 7));
         assert_ne!(a, half(NeuronHalf::A, 8));
         let s: NeuronSplit = toml::from_str("half = \"b\"\nseed = 3").unwrap();
-        assert_eq!(s, NeuronSplit { half: NeuronHalf::B, seed: 3 });
+        assert_eq!(
+            s,
+            NeuronSplit {
+                half: NeuronHalf::B,
+                seed: 3
+            }
+        );
     }
 
     #[test]
     fn transfer_section_parses_and_rejects_unknown_keys() {
         let t: TransferInit = toml::from_str("core = \"/r/transferred_core.safetensors\"").unwrap();
-        assert_eq!(t.core.as_deref(), Some(Path::new("/r/transferred_core.safetensors")));
+        assert_eq!(
+            t.core.as_deref(),
+            Some(Path::new("/r/transferred_core.safetensors"))
+        );
         assert_eq!(t.model, None);
         let err = toml::from_str::<TransferInit>("core = \"c\"\nfreeze = true").unwrap_err();
         assert!(err.to_string().contains("freeze"), "{err}");

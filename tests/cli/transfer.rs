@@ -46,7 +46,11 @@ fn core_tensors(checkpoint: &Path) -> BTreeMap<String, Vec<u8>> {
 #[test]
 fn core_from_two_animals_transfers_frozen_to_a_third() {
     let dir = tempfile::tempdir().unwrap();
-    let (a1, a2, a3) = (animal(dir.path(), 1), animal(dir.path(), 2), animal(dir.path(), 3));
+    let (a1, a2, a3) = (
+        animal(dir.path(), 1),
+        animal(dir.path(), 2),
+        animal(dir.path(), 3),
+    );
 
     // One core, one readout per animal (round-robin).
     let source = dir.path().join("core12");
@@ -75,7 +79,15 @@ fn core_from_two_animals_transfers_frozen_to_a_third() {
             .arg(&a3)
             .arg("--out")
             .arg(&frozen)
-            .args(["--train-images", "100", "--seed", "2", "--threads", "1", "--quiet"])
+            .args([
+                "--train-images",
+                "100",
+                "--seed",
+                "2",
+                "--threads",
+                "1",
+                "--quiet",
+            ])
             .args(TINY),
     );
     let t = summary(&frozen);
@@ -119,7 +131,10 @@ fn core_from_two_animals_transfers_frozen_to_a_third() {
     let mut weights_equal = 0;
     for (name, bytes) in &src_core {
         if name.contains("running_") {
-            assert_ne!(&upd[name], bytes, "{name} should have followed the new data");
+            assert_ne!(
+                &upd[name], bytes,
+                "{name} should have followed the new data"
+            );
         } else if !name.contains("num_batches_tracked") {
             assert_eq!(&upd[name], bytes, "{name} must stay frozen");
             weights_equal += 1;
@@ -131,24 +146,46 @@ fn core_from_two_animals_transfers_frozen_to_a_third() {
     let exp = dir.path().join("exp");
     let experiment = || {
         let mut cmd = cortexfit();
-        cmd.args(["experiment", "data-efficiency", "--config", "lurz2020", "--data"])
-            .arg(&a3)
-            .args(["--images", "50,all", "--conditions", "direct,transfer", "--core"])
-            .arg(&source)
-            .args(["--seeds", "1", "--threads", "1", "--out"])
-            .arg(&exp)
-            .args(TINY);
+        cmd.args([
+            "experiment",
+            "data-efficiency",
+            "--config",
+            "lurz2020",
+            "--data",
+        ])
+        .arg(&a3)
+        .args([
+            "--images",
+            "50,all",
+            "--conditions",
+            "direct,transfer",
+            "--core",
+        ])
+        .arg(&source)
+        .args(["--seeds", "1", "--threads", "1", "--out"])
+        .arg(&exp)
+        .args(TINY);
         cmd
     };
     run_ok(&mut experiment());
     let csv = std::fs::read_to_string(exp.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5, "{csv}");
-    assert!(csv.contains("transfer,all,200,1,fraction_oracle_test"), "{csv}");
-    for f in ["data_efficiency.png", "data_efficiency.svg", "direct_50_s1/summary.json"] {
+    assert!(
+        csv.contains("transfer,all,200,1,fraction_oracle_test"),
+        "{csv}"
+    );
+    for f in [
+        "data_efficiency.png",
+        "data_efficiency.svg",
+        "direct_50_s1/summary.json",
+    ] {
         assert!(exp.join(f).is_file(), "{f}");
     }
     let again = run_ok(&mut experiment());
     let log = String::from_utf8_lossy(&again.stderr);
     assert_eq!(log.matches("done before, skipped").count(), 4, "{log}");
-    assert_eq!(std::fs::read_to_string(exp.join("results.csv")).unwrap(), csv);
+    assert_eq!(
+        std::fs::read_to_string(exp.join("results.csv")).unwrap(),
+        csv
+    );
 }

@@ -19,7 +19,7 @@ pub mod config;
 pub mod data;
 pub mod io;
 pub mod metrics;
-pub mod report;
 pub mod model;
+pub mod report;
 pub mod sim;
 pub mod train;

@@ -61,10 +61,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 args.tier
             ));
         }
-        let csv_path = trained
-            .run
-            .evaluation()
-            .join(format!("{}_{}.csv", set.data_key(), args.tier));
+        let csv_path =
+            trained
+                .run
+                .evaluation()
+                .join(format!("{}_{}.csv", set.data_key(), args.tier));
         write_neuron_csv(&trained, key, &set, &evaluation, &csv_path)?;
         notes.push(format!("per-neuron metrics: {}", csv_path.display()));
         summaries.push(evaluation.summary);
@@ -132,7 +133,8 @@ fn write_neuron_csv(
         header.extend(["sigma_xx", "sigma_xy", "sigma_yx", "sigma_yy"]);
     }
     writer.write_record(&header)?;
-    let opt = |v: &Option<Vec<f64>>, i: usize| v.as_ref().map_or(String::new(), |v| v[i].to_string());
+    let opt =
+        |v: &Option<Vec<f64>>, i: usize| v.as_ref().map_or(String::new(), |v| v[i].to_string());
     let m = &evaluation.neurons;
     for i in 0..n {
         let mut row = vec![

@@ -64,10 +64,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     write_npy(&npy_path, &predictions, trials.len(), n)?;
     let csv_path = npy_path.with_extension("csv");
-    let trial_idx = &set.dataset.trials.trial_idx;
+    // Without meta/trials/trial_idx the file index is the trial index.
+    let file_order: Vec<i64> = (0..set.n_trials() as i64).collect();
+    let trial_idx = set
+        .dataset
+        .trials
+        .trial_idx
+        .as_deref()
+        .unwrap_or(&file_order);
     let image_ids = &set.dataset.trials.frame_image_id;
     let unit_ids = &set.dataset.neurons.unit_ids;
-    write_submission(&csv_path, &trials, trial_idx, image_ids, unit_ids, &predictions)?;
+    write_submission(
+        &csv_path,
+        &trials,
+        trial_idx,
+        image_ids,
+        unit_ids,
+        &predictions,
+    )?;
     println!(
         "{} trials × {} neurons of {} ({} tier): {} and {}",
         trials.len(),
@@ -114,7 +128,11 @@ fn write_submission(
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer.write_record(["trial_indices", "image_ids", "prediction", "neuron_ids"])?;
     for (row, &t) in trials.iter().enumerate() {
-        let pred = list(&mut predictions[row * n..(row + 1) * n].iter().map(|p| p.to_string()));
+        let pred = list(
+            &mut predictions[row * n..(row + 1) * n]
+                .iter()
+                .map(|p| p.to_string()),
+        );
         writer.write_record([
             trial_idx[t].to_string(),
             image_ids[t].to_string(),

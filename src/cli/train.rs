@@ -22,7 +22,12 @@ pub struct Args {
     #[arg(long, value_name = "DIR_OR_ZIP", conflicts_with = "resume")]
     pub data: Vec<PathBuf>,
     /// The run directory to create.
-    #[arg(long, value_name = "RUN", required_unless_present = "resume", conflicts_with = "resume")]
+    #[arg(
+        long,
+        value_name = "RUN",
+        required_unless_present = "resume",
+        conflicts_with = "resume"
+    )]
     pub out: Option<PathBuf>,
     /// Continue a killed run from its last completed epoch.
     #[arg(long, value_name = "RUN")]

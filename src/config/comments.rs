@@ -8,32 +8,95 @@ use toml_edit::{DocumentMut, Item, Table};
 
 /// Explanations by dotted key path. Section paths (e.g. `model.core`) explain the section.
 const DOCS: &[(&str, &str)] = &[
-    ("seed", "Seed of every random choice: initialisation, shuffling, readout position sampling."),
+    (
+        "seed",
+        "Seed of every random choice: initialisation, shuffling, readout position sampling.",
+    ),
     // [data]
     ("data", "Recordings and their preparation."),
-    ("data.paths", "Datasets (FileTree folders or Sensorium .zip files), one readout each; `--data` replaces this list."),
-    ("data.normalize", "Normalize like neuralpredictors' NeuroNormalizer: responses / per-neuron std (precision floor 1% of the mean std), behaviour / std, pupil position z-scored."),
-    ("data.exclude_images", "Leave images as stored instead of z-scoring them (Lurz 2020: true)."),
-    ("data.neuron_n", "Train on a seeded random subset of this many neurons per dataset (absent: all)."),
-    ("data.image_n", "Train on a seeded random subset of this many unique training images (absent: all)."),
-    ("data.subset_seed", "Seed of the neuron / image subsets, separate from the run seed."),
+    (
+        "data.paths",
+        "Datasets (FileTree folders or Sensorium .zip files), one readout each; `--data` replaces this list.",
+    ),
+    (
+        "data.normalize",
+        "Normalize like neuralpredictors' NeuroNormalizer: responses / per-neuron std (precision floor 1% of the mean std), behaviour / std, pupil position z-scored.",
+    ),
+    (
+        "data.exclude_images",
+        "Leave images as stored instead of z-scoring them (Lurz 2020: true).",
+    ),
+    (
+        "data.neuron_n",
+        "Train on a seeded random subset of this many neurons per dataset (absent: all).",
+    ),
+    (
+        "data.image_n",
+        "Train on a seeded random subset of this many unique training images (absent: all).",
+    ),
+    (
+        "data.subset_seed",
+        "Seed of the neuron / image subsets, separate from the run seed.",
+    ),
     // [trainer]
-    ("trainer", "Optimisation: Adam, early stopping on the mean validation single-trial correlation, LR decay with best-state restore."),
-    ("trainer.lr", "Initial Adam learning rate (Lurz 2020: 0.005, Sensorium 2022: 0.009)."),
-    ("trainer.batch_size", "Trials per training and evaluation batch."),
-    ("trainer.max_epochs", "Maximum number of training epochs over all LR-decay rounds."),
-    ("trainer.patience", "Evaluations without improvement before a round ends (also the LR scheduler's patience)."),
-    ("trainer.tolerance", "Absolute improvement of the validation correlation that counts as better."),
-    ("trainer.lr_decay_steps", "Early-stopping rounds; the best state is restored between rounds and the LR cut once per round."),
-    ("trainer.lr_decay_factor", "Factor of each LR cut (ReduceLROnPlateau)."),
+    (
+        "trainer",
+        "Optimisation: Adam, early stopping on the mean validation single-trial correlation, LR decay with best-state restore.",
+    ),
+    (
+        "trainer.lr",
+        "Initial Adam learning rate (Lurz 2020: 0.005, Sensorium 2022: 0.009).",
+    ),
+    (
+        "trainer.batch_size",
+        "Trials per training and evaluation batch.",
+    ),
+    (
+        "trainer.max_epochs",
+        "Maximum number of training epochs over all LR-decay rounds.",
+    ),
+    (
+        "trainer.patience",
+        "Evaluations without improvement before a round ends (also the LR scheduler's patience).",
+    ),
+    (
+        "trainer.tolerance",
+        "Absolute improvement of the validation correlation that counts as better.",
+    ),
+    (
+        "trainer.lr_decay_steps",
+        "Early-stopping rounds; the best state is restored between rounds and the LR cut once per round.",
+    ),
+    (
+        "trainer.lr_decay_factor",
+        "Factor of each LR cut (ReduceLROnPlateau).",
+    ),
     ("trainer.min_lr", "The LR is never cut below this."),
-    ("trainer.max_minutes", "Wall-clock budget: stop after the epoch that crosses it and restore the best state."),
-    ("trainer.loss_accum_batch_n", "Batches per optimizer step (gradient accumulation); absent: one batch of every dataset per step."),
-    ("trainer.scale_loss", "Scale the summed Poisson loss by sqrt(M/B), M = trials of all tiers of the dataset (reference behaviour)."),
-    ("trainer.init_bias_from_first_batch", "Set each readout bias to the mean response of its first training batch (Lurz 2020)."),
-    ("trainer.adam_epsilon", "Adam epsilon (PyTorch default 1e-8)."),
+    (
+        "trainer.max_minutes",
+        "Wall-clock budget: stop after the epoch that crosses it and restore the best state.",
+    ),
+    (
+        "trainer.loss_accum_batch_n",
+        "Batches per optimizer step (gradient accumulation); absent: one batch of every dataset per step.",
+    ),
+    (
+        "trainer.scale_loss",
+        "Scale the summed Poisson loss by sqrt(M/B), M = trials of all tiers of the dataset (reference behaviour).",
+    ),
+    (
+        "trainer.init_bias_from_first_batch",
+        "Set each readout bias to the mean response of its first training batch (Lurz 2020).",
+    ),
+    (
+        "trainer.adam_epsilon",
+        "Adam epsilon (PyTorch default 1e-8).",
+    ),
     // [model]
-    ("model", "The model: a convolutional core shared by all neurons, one readout per dataset, output ELU(x + offset) + 1."),
+    (
+        "model",
+        "The model: a convolutional core shared by all neurons, one readout per dataset, output ELU(x + offset) + 1.",
+    ),
 ];
 
 /// Optional keys that are absent from a default config: shown as commented-out examples at the
@@ -43,14 +106,24 @@ pub(super) const OPTIONAL: &[(&str, &str, &str)] = &[
     ("data", "image_n", "2000"),
     ("trainer", "max_minutes", "95.0"),
     ("trainer", "loss_accum_batch_n", "2"),
-    ("model", "shifter", "{ hidden_channels = 5, shift_layers = 3, gamma_shifter = 0.0 }"),
-    ("model", "modulator", "{ hidden_features = 5, layers = 2, gamma_modulator = 0.0 }"),
+    (
+        "model",
+        "shifter",
+        "{ hidden_channels = 5, shift_layers = 3, gamma_shifter = 0.0 }",
+    ),
+    (
+        "model",
+        "modulator",
+        "{ hidden_features = 5, layers = 2, gamma_modulator = 0.0 }",
+    ),
     ("model.core", "hidden_padding", "6"),
     ("model.core", "laplace_padding", "1"),
 ];
 
 fn doc(path: &str) -> Option<&'static str> {
-    DOCS.iter().find(|(p, _)| *p == path).map(|(_, d)| *d)
+    DOCS.iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, d)| *d)
         .or_else(|| super::model_docs::doc(path))
 }
 
@@ -134,7 +207,9 @@ fn add_optional_examples(text: &str) -> String {
             let present = body
                 .iter()
                 .any(|l| l.split('=').next().is_some_and(|k| k.trim() == *key))
-                || sections.iter().any(|(_, h)| *h == format!("{section}.{key}"));
+                || sections
+                    .iter()
+                    .any(|(_, h)| *h == format!("{section}.{key}"));
             if present {
                 continue;
             }

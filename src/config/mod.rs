@@ -146,7 +146,11 @@ impl RunConfig {
 
     /// Applies overrides to an already-typed config (e.g. a preset) through the TOML tree, so the
     /// same checks apply as for a file.
-    pub fn with_overrides(&self, source_name: &str, overrides: &[String]) -> Result<Self, ConfigError> {
+    pub fn with_overrides(
+        &self,
+        source_name: &str,
+        overrides: &[String],
+    ) -> Result<Self, ConfigError> {
         let table = toml::Table::try_from(self).map_err(|e| ConfigError::Syntax {
             source_name: source_name.to_string(),
             message: e.to_string(),
@@ -244,7 +248,9 @@ fn apply_override(table: &mut toml::Table, text: &str) -> Result<(), ConfigError
 fn parse_value(raw: &str) -> toml::Value {
     let doc = format!("v = {raw}");
     match toml::from_str::<toml::Table>(&doc) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
         Err(_) => toml::Value::String(raw.to_string()),
     }
 }
@@ -271,7 +277,10 @@ mod tests {
         for name in PRESETS {
             let text = RunConfig::preset(name).unwrap().to_toml();
             let missing = comments::undocumented_keys(&text);
-            assert!(missing.is_empty(), "{name}: keys without explanation: {missing:?}");
+            assert!(
+                missing.is_empty(),
+                "{name}: keys without explanation: {missing:?}"
+            );
         }
     }
 
@@ -280,7 +289,10 @@ mod tests {
         let base = RunConfig::preset("lurz2020").unwrap();
         let text = base.to_commented_toml("");
         for (section, key, example) in comments::OPTIONAL {
-            assert!(text.contains(&format!("# {key} = {example}")), "{key} not listed");
+            assert!(
+                text.contains(&format!("# {key} = {example}")),
+                "{key} not listed"
+            );
             base.with_overrides("t", &[format!("{section}.{key}={example}")])
                 .unwrap_or_else(|e| panic!("{section}.{key}: {e}"));
         }
@@ -314,7 +326,11 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let base = RunConfig::preset("lurz2020").unwrap();
-        let msg = |o: &str| base.with_overrides("t", &[o.to_string()]).unwrap_err().to_string();
+        let msg = |o: &str| {
+            base.with_overrides("t", &[o.to_string()])
+                .unwrap_err()
+                .to_string()
+        };
         let m = msg("trainer.lrr=0.1");
         assert!(m.contains("trainer") && m.contains("lrr"), "{m}");
         let m = msg("trainer.batch_size=\"big\"");
@@ -330,8 +346,13 @@ mod tests {
         let m = msg("nonsense");
         assert!(m.contains("section.key=value"), "{m}");
         let text = "seed = 1\n[model]\n[trainer]\npatience = 0\n";
-        let e = RunConfig::from_toml_str(text, "run.toml", &[]).unwrap_err().to_string();
-        assert!(e.contains("run.toml") || e.contains("trainer.patience"), "{e}");
+        let e = RunConfig::from_toml_str(text, "run.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("run.toml") || e.contains("trainer.patience"),
+            "{e}"
+        );
         let e = RunConfig::from_toml_str("[trainer\n", "bad.toml", &[])
             .unwrap_err()
             .to_string();

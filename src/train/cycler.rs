@@ -35,7 +35,11 @@ pub fn long_cycle(batches_per_dataset: &[usize], accumulate: Option<usize>) -> V
     if k == 0 {
         return Vec::new();
     }
-    let max_batches = active.iter().map(|&d| batches_per_dataset[d]).max().unwrap_or(0);
+    let max_batches = active
+        .iter()
+        .map(|&d| batches_per_dataset[d])
+        .max()
+        .unwrap_or(0);
     let accumulate = accumulate.unwrap_or(k).max(1);
     (0..k * max_batches)
         .map(|t| {

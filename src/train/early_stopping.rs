@@ -356,7 +356,13 @@ mod tests {
             .collect();
         assert_eq!(restores.len(), 2, "{events:?}");
         // Round 1: epochs 1..=8 (3 improving + 5 bad), restore after epoch 8.
-        assert_eq!(events[restores[0] - 1], Event::Train { epoch: 8, lr: 0.005 });
+        assert_eq!(
+            events[restores[0] - 1],
+            Event::Train {
+                epoch: 8,
+                lr: 0.005
+            }
+        );
         // The cut happens on epoch 9's evaluation.
         let cuts: Vec<&Event> = events
             .iter()
@@ -367,12 +373,22 @@ mod tests {
         assert!((lr_of(&events, 10) - 0.0015).abs() < 1e-12);
         // Round 2: epochs 9..=13 (all bad), restore; round 3: epochs 14..=18, cut at epoch 15
         // (scheduler: bad epochs 10..15 after its reset at epoch 9 → 6th bad at 15).
-        assert_eq!(events[restores[1] - 1], Event::Train { epoch: 13, lr: 0.0015 });
+        assert_eq!(
+            events[restores[1] - 1],
+            Event::Train {
+                epoch: 13,
+                lr: 0.0015
+            }
+        );
         assert!(matches!(cuts[1], Event::Cut { epoch: 15, lr } if (lr - 0.00045).abs() < 1e-12));
         assert_eq!(cuts.len(), 2);
         assert_eq!(events.last(), Some(&Event::Finish(StopReason::Converged)));
         assert_eq!(lr_of(&events, 18), 0.00045);
-        assert!(!events.iter().any(|e| matches!(e, Event::Train { epoch: 19, .. })));
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, Event::Train { epoch: 19, .. }))
+        );
     }
 
     /// An improvement in a later round resets both counters; the LR floor is respected.
@@ -427,7 +443,11 @@ mod tests {
             events.last(),
             Some(&Event::Finish(StopReason::NonFiniteObjective))
         );
-        assert!(!events.iter().any(|e| matches!(e, Event::Train { epoch: 3, .. })));
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, Event::Train { epoch: 3, .. }))
+        );
     }
 
     #[test]
@@ -438,7 +458,10 @@ mod tests {
         assert!(!events.contains(&Event::Restore));
         assert_eq!(events.last(), Some(&Event::Finish(StopReason::Converged)));
         // 1 improving + 5 bad epochs.
-        assert!(events.contains(&Event::Train { epoch: 6, lr: 0.005 }));
+        assert!(events.contains(&Event::Train {
+            epoch: 6,
+            lr: 0.005
+        }));
 
         let mut es = EarlyStopping::new(config, 0.0);
         let Action::TrainEpoch { .. } = es.next_action() else {

@@ -81,8 +81,9 @@ impl EpochLog {
             .filter(|l| !l.trim().is_empty())
             .enumerate()
             .map(|(i, l)| {
-                serde_json::from_str(l)
-                    .with_context(|| format!("{} line {}: not an epoch record", path.display(), i + 1))
+                serde_json::from_str(l).with_context(|| {
+                    format!("{} line {}: not an epoch record", path.display(), i + 1)
+                })
             })
             .collect()
     }

@@ -143,8 +143,8 @@ impl RunDir {
         if !path.exists() {
             return Ok(None);
         }
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         let pointer: Pointer = serde_json::from_str(&text)
             .with_context(|| format!("{}: not a checkpoint pointer", path.display()))?;
         let folder = self.state().join(&pointer.folder);

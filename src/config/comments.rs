@@ -50,6 +50,48 @@ const DOCS: &[(&str, &str)] = &[
         "data.subset_seed",
         "Seed of the neuron / image subsets, separate from the run seed.",
     ),
+    // [model.goal_directed_core]
+    (
+        "model.goal_directed_core",
+        "A goal-directed core instead of `model.core`: the first modules of a network pretrained on an image task (e.g. torchvision VGG16), frozen, + batch norm + ReLU.",
+    ),
+    (
+        "model.goal_directed_core.weights",
+        "Safetensors file with the pretrained network's PyTorch state_dict (`features.0.weight`, ...).",
+    ),
+    (
+        "model.goal_directed_core.network",
+        "Module sequence of the pretrained network: vgg11, vgg13, vgg16, vgg19 or custom (`modules`).",
+    ),
+    (
+        "model.goal_directed_core.modules",
+        "With network = \"custom\": the module list (conv, relu, max_pool).",
+    ),
+    (
+        "model.goal_directed_core.prefix",
+        "Name prefix of the pretrained modules in the weights file (torchvision VGG: `features.`).",
+    ),
+    (
+        "model.goal_directed_core.layers",
+        "Keep the first `layers` modules (conv, ReLU and pool count one each, as `features[:layers]`; Lurz 2020: 4).",
+    ),
+    (
+        "model.goal_directed_core.final_batch_norm",
+        "Batch norm (learnable scale and shift) on the pretrained features.",
+    ),
+    (
+        "model.goal_directed_core.final_nonlinearity",
+        "ReLU after everything.",
+    ),
+    (
+        "model.goal_directed_core.momentum",
+        "Batch-norm momentum in PyTorch's convention (the reference uses 0.1 here).",
+    ),
+    ("model.goal_directed_core.eps", "Batch-norm epsilon."),
+    (
+        "model.goal_directed_core.fine_tune",
+        "Train the pretrained weights too (default: frozen).",
+    ),
     // [transfer]
     (
         "transfer",

@@ -263,7 +263,8 @@ pub fn resume(run_dir: &Path, options: &TrainOptions) -> anyhow::Result<Summary>
     let config = RunConfig::from_file(&run.config(), &[])?;
     let Some((folder, epoch)) = run.current_checkpoint()? else {
         anyhow::bail!(
-            "{} has no completed checkpoint yet; start it again with `cortexfit train`",
+            "{} has no completed checkpoint yet (killed before the first evaluation); remove it \
+             and start again with `cortexfit train`",
             run_dir.display()
         );
     };

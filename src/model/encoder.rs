@@ -204,6 +204,14 @@ impl Encoder {
             seeds[0],
             device,
         )?;
+        // A detached core takes no part in backward: its weights must not be tracked either, or
+        // every batch leaves an unused autodiff graph of the whole core behind (memory grows
+        // without bound during readout fitting).
+        let core = if config.detach_core {
+            core.no_grad()
+        } else {
+            core
+        };
         let readout = MultiReadout::init(&config.readout, core_out, &inputs, seeds[1], device)?;
         let keys: Vec<String> = inputs.iter().map(|i| i.data_key.clone()).collect();
         let shifter = config

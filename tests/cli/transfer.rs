@@ -144,6 +144,26 @@ fn core_from_two_animals_transfers_frozen_to_a_third() {
     }
     assert!(weights_equal > 0);
 
+    // --fine-tune: readouts on the frozen core first (OUT/readouts), then the whole model (OUT).
+    let tuned = dir.path().join("transfer_ft");
+    run_ok(
+        cortexfit()
+            .args(["transfer", "--fine-tune", "--core"])
+            .arg(&source)
+            .arg("--data")
+            .arg(&a3)
+            .arg("--out")
+            .arg(&tuned)
+            .args(["--seed", "2", "--threads", "1", "--quiet"])
+            .args(TINY),
+    );
+    assert!(tuned.join("readouts/summary.json").is_file());
+    let config = std::fs::read_to_string(tuned.join("config.toml")).unwrap();
+    assert!(config.contains("detach_core = false"), "{config}");
+    let ft = core_tensors(&tuned.join("last.safetensors"));
+    let first_conv = src_core.keys().find(|k| k.ends_with("weight")).unwrap();
+    assert_ne!(&ft[first_conv], &src_core[first_conv], "fine-tuning trains the core");
+
     // The data-efficiency experiment over both conditions, then resumed without refitting.
     let exp = dir.path().join("exp");
     let experiment = || {

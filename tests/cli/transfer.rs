@@ -162,7 +162,10 @@ fn core_from_two_animals_transfers_frozen_to_a_third() {
     assert!(config.contains("detach_core = false"), "{config}");
     let ft = core_tensors(&tuned.join("last.safetensors"));
     let first_conv = src_core.keys().find(|k| k.ends_with("weight")).unwrap();
-    assert_ne!(&ft[first_conv], &src_core[first_conv], "fine-tuning trains the core");
+    assert_ne!(
+        &ft[first_conv], &src_core[first_conv],
+        "fine-tuning trains the core"
+    );
 
     // The data-efficiency experiment over both conditions, then resumed without refitting.
     let exp = dir.path().join("exp");

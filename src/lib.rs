@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod io;
+pub mod kernels;
 pub mod metrics;
 pub mod model;
 pub mod sim;

@@ -1,0 +1,64 @@
+//! Faster CPU kernels for the operations that dominate training the lurz2020 core on burn's
+//! flex backend, plugged into burn through its backend-extension mechanism (so they work on
+//! `Tensor<D>` on a flex or autodiff-flex device, with gradients).
+//!
+//! - [`channelwise`]: direct, vectorised loops for convolutions where each output channel reads
+//!   one input plane — the depthwise 13×13 hidden convs and the 1→64 15×15 input conv —
+//!   forward and backward. burn runs their backward through grouped / transposed convolutions
+//!   built from im2col, which is several times slower at these shapes.
+//!
+//! [`conv2d`] is the entry point the model uses: it takes the fast path where it applies and
+//! falls back to burn's `conv2d` everywhere else (other shapes, dtypes or devices), so callers
+//! never need to know which one ran. `benches/kernels.rs` times both side by side.
+
+pub mod channelwise;
+pub mod extension;
+
+#[cfg(test)]
+mod tests;
+
+use burn::backend::{Dispatch, DispatchDevice};
+use burn::tensor::module;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Tensor};
+use extension::ChannelwiseConvBackend;
+
+/// 2-D convolution with stride 1, no dilation and no bias, as in every layer of the lurz2020
+/// core: `x` `[batch, in_channels, h, w]`, `weight` `[out_channels, in_channels / groups, kh, kw]`,
+/// symmetric zero `padding` `[top/bottom, left/right]`.
+///
+/// Uses cortexfit's channel-wise kernels on flex for depthwise convs (`groups == in_channels ==
+/// out_channels`) and for convs from a single input channel; burn's `conv2d` otherwise.
+pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, padding: [usize; 2], groups: usize) -> Tensor<4> {
+    if uses_channelwise_kernel(&x, &weight, groups) {
+        let out = <Dispatch as ChannelwiseConvBackend>::channelwise_conv2d(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            padding[0],
+            padding[1],
+        );
+        return Tensor::from_dispatch(out);
+    }
+    module::conv2d(
+        x,
+        weight,
+        None,
+        ConvOptions::new([1, 1], padding, [1, 1], groups),
+    )
+}
+
+/// Whether [`conv2d`] takes the channel-wise fast path for these operands.
+pub fn uses_channelwise_kernel(x: &Tensor<4>, weight: &Tensor<4>, groups: usize) -> bool {
+    let [_, in_channels, _, _] = x.dims();
+    let [out_channels, per_group, _, _] = weight.dims();
+    let depthwise = groups == in_channels && out_channels == in_channels && per_group == 1;
+    let single_plane = groups == 1 && in_channels == 1 && per_group == 1;
+    let on_flex = matches!(
+        x.device().as_dispatch().clone().inner(),
+        DispatchDevice::Flex(_)
+    );
+    (depthwise || single_plane)
+        && on_flex
+        && x.dtype() == DType::F32
+        && weight.dtype() == DType::F32
+}

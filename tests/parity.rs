@@ -6,3 +6,15 @@
 
 #[path = "parity/fixtures.rs"]
 mod fixtures;
+
+#[path = "parity/core.rs"]
+mod core;
+
+#[path = "parity/readouts.rs"]
+mod readouts;
+
+#[path = "parity/encoder.rs"]
+mod encoder;
+
+#[path = "parity/checkpoint.rs"]
+mod checkpoint;

@@ -1,0 +1,250 @@
+//! Saving and loading models as safetensors files.
+//!
+//! A checkpoint holds every weight and buffer under the reference library's state-dict names
+//! (`core.features.layer0.conv.weight`, `readout.<key>._mu`, …) plus, in the file's metadata,
+//! the model configuration (JSON), the dataset facts needed to rebuild the model, and a format
+//! version. Because the tensor names are PyTorch's, the same file is also the export for PyTorch
+//! users: `model.load_state_dict(safetensors.torch.load_file(path))` on the matching
+//! neuralpredictors model. [`read_state_dict`] reads such files written by PyTorch, so a core
+//! trained there can be imported with [`Encoder::load_core_state`].
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Context;
+use burn::tensor::{DType, Device};
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+
+use crate::model::encoder::{DatasetFacts, Encoder, ModelConfig};
+use crate::model::state_dict::{StateDict, StateTensor};
+
+/// Version of the checkpoint layout; bumped whenever names or metadata change incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+const KEY_FORMAT: &str = "format";
+const KEY_VERSION: &str = "cortexfit_checkpoint_version";
+const KEY_CONFIG: &str = "model_config";
+const KEY_FACTS: &str = "dataset_facts";
+const KEY_PRECISION: &str = "precision";
+
+/// Why a checkpoint could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{path}: not a cortexfit checkpoint (no `{KEY_VERSION}` in the safetensors metadata)")]
+    NotACheckpoint { path: String },
+    #[error(
+        "{path}: checkpoint format version {found}, but this cortexfit reads version {FORMAT_VERSION}"
+    )]
+    Version { path: String, found: String },
+}
+
+/// Precision of the stored floating-point tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredPrecision {
+    F32,
+    F64,
+}
+
+/// Writes `sd` as a safetensors file (atomically) with `metadata`. Entries named
+/// `*num_batches_tracked` are stored as int64, as PyTorch does.
+pub fn write_state_dict(
+    path: &Path,
+    sd: &StateDict,
+    precision: StoredPrecision,
+    metadata: HashMap<String, String>,
+) -> anyhow::Result<()> {
+    let bytes: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = sd
+        .entries
+        .iter()
+        .map(|(name, t)| {
+            let (dtype, data) = if name.ends_with("num_batches_tracked") {
+                let v: Vec<u8> = t
+                    .data
+                    .iter()
+                    .flat_map(|&x| (x as i64).to_le_bytes())
+                    .collect();
+                (Dtype::I64, v)
+            } else {
+                match precision {
+                    StoredPrecision::F32 => (
+                        Dtype::F32,
+                        t.data
+                            .iter()
+                            .flat_map(|&x| (x as f32).to_le_bytes())
+                            .collect(),
+                    ),
+                    StoredPrecision::F64 => (
+                        Dtype::F64,
+                        t.data.iter().flat_map(|&x| x.to_le_bytes()).collect(),
+                    ),
+                }
+            };
+            (name.clone(), dtype, t.shape.clone(), data)
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, dtype, shape, data)| {
+            TensorView::new(*dtype, shape.clone(), data)
+                .map(|v| (name.clone(), v))
+                .with_context(|| format!("tensor `{name}`"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let buffer = safetensors::serialize(views, Some(metadata))
+        .with_context(|| format!("serializing {}", path.display()))?;
+    crate::io::atomic_write(path, &buffer)
+}
+
+/// Reads every tensor of a safetensors file (f32, f64, f16, bf16, int64 or int32) into a state
+/// dict, and returns the file's metadata.
+pub fn read_state_dict(path: &Path) -> anyhow::Result<(StateDict, HashMap<String, String>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .with_context(|| format!("{}: not a safetensors file", path.display()))?;
+    let tensors = SafeTensors::deserialize(&bytes)
+        .with_context(|| format!("{}: not a safetensors file", path.display()))?;
+    let mut sd = StateDict::default();
+    for (name, view) in tensors.iter() {
+        let raw = view.data();
+        let data: Vec<f64> = match view.dtype() {
+            Dtype::F32 => raw
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
+            Dtype::F64 => raw
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+            Dtype::I64 => raw
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
+            Dtype::I32 => raw
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
+            Dtype::F16 => raw
+                .chunks_exact(2)
+                .map(|c| half_to_f64(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+            Dtype::BF16 => raw
+                .chunks_exact(2)
+                .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16) as f64)
+                .collect(),
+            other => anyhow::bail!(
+                "{}: tensor `{name}` has dtype {other:?}; expected a float or integer type",
+                path.display()
+            ),
+        };
+        sd.entries.insert(
+            name.to_string(),
+            StateTensor {
+                shape: view.shape().to_vec(),
+                data,
+            },
+        );
+    }
+    Ok((sd, meta.metadata().clone().unwrap_or_default()))
+}
+
+/// IEEE half precision → f64.
+fn half_to_f64(h: u16) -> f64 {
+    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exp = ((h >> 10) & 0x1f) as i32;
+    let frac = (h & 0x3ff) as f64;
+    sign * match exp {
+        0 => frac * 2f64.powi(-24),
+        31 if frac == 0.0 => f64::INFINITY,
+        31 => f64::NAN,
+        e => (1.0 + frac / 1024.0) * 2f64.powi(e - 15),
+    }
+}
+
+/// The stored precision matching the model's parameters.
+fn model_precision(encoder: &Encoder) -> StoredPrecision {
+    let w = encoder.core.blocks[0]
+        .plain_conv_weight()
+        .expect("block 0 is a plain convolution");
+    if w.dtype() == DType::F64 {
+        StoredPrecision::F64
+    } else {
+        StoredPrecision::F32
+    }
+}
+
+/// Saves `encoder` (weights in its own precision, configuration, dataset facts, format version)
+/// to `path`, atomically.
+pub fn save(encoder: &Encoder, path: &Path) -> anyhow::Result<()> {
+    let mut meta = HashMap::new();
+    meta.insert(KEY_FORMAT.to_string(), "pt".to_string());
+    meta.insert(KEY_VERSION.to_string(), FORMAT_VERSION.to_string());
+    meta.insert(
+        KEY_CONFIG.to_string(),
+        serde_json::to_string(&encoder.config)?,
+    );
+    meta.insert(
+        KEY_FACTS.to_string(),
+        serde_json::to_string(&encoder.facts)?,
+    );
+    let precision = model_precision(encoder);
+    let name = match precision {
+        StoredPrecision::F32 => "f32",
+        StoredPrecision::F64 => "f64",
+    };
+    meta.insert(KEY_PRECISION.to_string(), name.to_string());
+    write_state_dict(path, &encoder.export_state(), precision, meta)
+        .with_context(|| format!("saving the model checkpoint {}", path.display()))
+}
+
+/// Exports the weights alone under the reference names, as float32 (what PyTorch models use),
+/// for `load_state_dict` in neuralpredictors.
+pub fn export_for_pytorch(encoder: &Encoder, path: &Path) -> anyhow::Result<()> {
+    let mut meta = HashMap::new();
+    meta.insert(KEY_FORMAT.to_string(), "pt".to_string());
+    write_state_dict(path, &encoder.export_state(), StoredPrecision::F32, meta)
+        .with_context(|| format!("exporting the state dict {}", path.display()))
+}
+
+/// Loads a checkpoint written by [`save`]: rebuilds the model from the stored configuration and
+/// dataset facts on `device` (float32 unless the checkpoint is float64), then loads the weights.
+pub fn load(path: &Path, device: &Device) -> anyhow::Result<Encoder> {
+    let (sd, meta) = read_state_dict(path)?;
+    let p = path.display().to_string();
+    let version = meta
+        .get(KEY_VERSION)
+        .ok_or_else(|| CheckpointError::NotACheckpoint { path: p.clone() })?;
+    if version != &FORMAT_VERSION.to_string() {
+        return Err(CheckpointError::Version {
+            path: p,
+            found: version.clone(),
+        }
+        .into());
+    }
+    let config: ModelConfig = serde_json::from_str(
+        meta.get(KEY_CONFIG)
+            .with_context(|| format!("{p}: metadata has no `{KEY_CONFIG}`"))?,
+    )
+    .with_context(|| format!("{p}: metadata `{KEY_CONFIG}`"))?;
+    let facts: DatasetFacts = serde_json::from_str(
+        meta.get(KEY_FACTS)
+            .with_context(|| format!("{p}: metadata has no `{KEY_FACTS}`"))?,
+    )
+    .with_context(|| format!("{p}: metadata `{KEY_FACTS}`"))?;
+    let encoder = Encoder::init(&config, &facts, 0, device)
+        .with_context(|| format!("{p}: rebuilding the model from its stored configuration"))?;
+    let is_f64 = match meta.get(KEY_PRECISION).map(String::as_str) {
+        Some("f64") => true,
+        Some("f32") => false,
+        other => anyhow::bail!(
+            "{p}: metadata `{KEY_PRECISION}` is {other:?}, expected \"f32\" or \"f64\""
+        ),
+    };
+    let encoder = if is_f64 {
+        crate::model::cast_module(encoder, DType::F64)
+    } else {
+        encoder
+    };
+    encoder
+        .import_state(&sd)
+        .with_context(|| format!("{p}: loading the weights"))
+}

@@ -1,0 +1,128 @@
+//! Feature sharing across scans: the same neuron recorded in several scans (matched by a
+//! `multi_match_id`) should compute the same feature of the image, so matched neurons read with
+//! one shared feature vector, each scaled per neuron (REFERENCE §2.1). The bank holds one (C)
+//! column per sorted unique match id of the first dataset (the owner); only the owner's readout
+//! is regularised, so the bank is penalised once, not once per scan.
+
+use burn::module::Param;
+use burn::tensor::{Device, Tensor};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution as _, Normal};
+
+use super::InitScheme;
+use super::gaussian::SharedFeatures;
+use super::tensor_util::param_from_f64;
+
+/// Why features cannot be shared.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FeatureSharingError {
+    #[error(
+        "feature sharing needs match ids for every dataset; data key `{0}` has none (meta/neurons/multi_match_id)"
+    )]
+    MissingMatchIds(String),
+    #[error("data key `{data_key}`: {n_ids} match ids for {n_neurons} neurons")]
+    Length {
+        data_key: String,
+        n_ids: usize,
+        n_neurons: usize,
+    },
+    #[error(
+        "data key `{data_key}`: neuron {neuron} has match id {id}, which the first dataset `{owner}` does not have; \
+         keep only neurons matched in every dataset"
+    )]
+    Unmatched {
+        data_key: String,
+        owner: String,
+        neuron: usize,
+        id: i64,
+    },
+}
+
+/// Which bank column each neuron of each dataset uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharingPlan {
+    /// Sorted unique match ids of the owner (bank column order).
+    pub unique_ids: Vec<i64>,
+    /// Per dataset, in the given order; the first is the owner.
+    pub per_dataset: Vec<SharedFeatures>,
+}
+
+/// Plans the bank from `(data_key, match_ids)` per dataset; the first dataset owns the bank.
+pub fn plan_sharing(datasets: &[(&str, &[i64])]) -> Result<SharingPlan, FeatureSharingError> {
+    let Some((owner, owner_ids)) = datasets.first() else {
+        return Ok(SharingPlan {
+            unique_ids: vec![],
+            per_dataset: vec![],
+        });
+    };
+    let mut unique_ids = owner_ids.to_vec();
+    unique_ids.sort_unstable();
+    unique_ids.dedup();
+    let per_dataset = datasets
+        .iter()
+        .enumerate()
+        .map(|(d, (key, ids))| {
+            let bank_index = ids
+                .iter()
+                .enumerate()
+                .map(|(neuron, id)| {
+                    unique_ids
+                        .binary_search(id)
+                        .map_err(|_| FeatureSharingError::Unmatched {
+                            data_key: key.to_string(),
+                            owner: owner.to_string(),
+                            neuron,
+                            id: *id,
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(SharedFeatures {
+                bank_index,
+                owner: d == 0,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(SharingPlan {
+        unique_ids,
+        per_dataset,
+    })
+}
+
+/// The shared bank (C, U): N(0, init_noise) (lurz2020) or 1/C (neuralpredictors).
+pub fn init_bank(
+    n_channels: usize,
+    n_unique: usize,
+    scheme: InitScheme,
+    init_noise: f64,
+    rng: &mut ChaCha8Rng,
+    device: &Device,
+) -> Param<Tensor<2>> {
+    let values: Vec<f64> = match scheme {
+        InitScheme::Lurz2020 => {
+            let d = Normal::new(0.0, init_noise.max(0.0)).expect("finite init_noise");
+            (0..n_channels * n_unique).map(|_| d.sample(rng)).collect()
+        }
+        InitScheme::Neuralpredictors => vec![1.0 / n_channels as f64; n_channels * n_unique],
+    };
+    param_from_f64(&values, [n_channels, n_unique], None, device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_indexes_sorted_unique_ids_and_rejects_unmatched() {
+        let a: &[i64] = &[7, 3, 9, 3];
+        let b: &[i64] = &[9, 7];
+        let plan = plan_sharing(&[("a", a), ("b", b)]).unwrap();
+        assert_eq!(plan.unique_ids, vec![3, 7, 9]);
+        assert_eq!(plan.per_dataset[0].bank_index, vec![1, 0, 2, 0]);
+        assert!(plan.per_dataset[0].owner);
+        assert_eq!(plan.per_dataset[1].bank_index, vec![2, 1]);
+        assert!(!plan.per_dataset[1].owner);
+        let c: &[i64] = &[5];
+        let err = plan_sharing(&[("a", a), ("c", c)]).unwrap_err();
+        assert!(matches!(err, FeatureSharingError::Unmatched { id: 5, .. }));
+    }
+}

@@ -1,0 +1,397 @@
+//! One readout per dataset (data key): every scan has its own neurons, so each gets its own
+//! readout on the shared core's feature map (reference: `MultiReadoutBase` /
+//! `MultiReadoutSharedParametersBase`). Holds the shared feature bank when features are shared.
+
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::factorized::FactorizedReadout;
+use super::feature_sharing::{FeatureSharingError, SharingPlan, init_bank, plan_sharing};
+use super::gaussian::{GaussianInit, GaussianReadout};
+use super::point_pooled::PointPooledReadout;
+use super::retinotopy::normalize_cortex_coordinates;
+use super::tensor_util::to_f64_vec;
+use super::{ReadoutConfig, gaussian::replace};
+use crate::model::state_dict::{StateDict, StateDictError};
+
+/// What the model builder knows about one dataset.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReadoutInput {
+    /// The dataset's name (e.g. "20457-5-9-0"); used in state-dict names.
+    pub data_key: String,
+    pub n_neurons: usize,
+    /// Cortical (x, y, z) in µm per neuron (meta/neurons/cell_motor_coordinates); needed for
+    /// retinotopy.
+    pub cell_motor_coordinates: Option<Vec<[f64; 3]>>,
+    /// multi_match_id per neuron; needed for feature sharing.
+    pub match_ids: Option<Vec<i64>>,
+    /// Mean response per neuron; initialises the bias.
+    pub mean_activity: Option<Vec<f32>>,
+}
+
+/// Why readouts could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadoutError {
+    #[error("no datasets given to build readouts for")]
+    NoDatasets,
+    #[error("readout config field `{field}`: {message}")]
+    Config {
+        field: &'static str,
+        message: String,
+    },
+    #[error(
+        "readout config sets `grid_mean_predictor` (retinotopy), but data key `{0}` has no cortical coordinates (meta/neurons/cell_motor_coordinates)"
+    )]
+    MissingCoordinates(String),
+    #[error(
+        "data key `{data_key}`: {what} has {actual} entries, expected one per neuron ({expected})"
+    )]
+    Length {
+        data_key: String,
+        what: &'static str,
+        actual: usize,
+        expected: usize,
+    },
+    #[error(transparent)]
+    Sharing(#[from] FeatureSharingError),
+}
+
+/// One dataset's readout.
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Readout {
+    Gaussian(GaussianReadout),
+    Factorized(FactorizedReadout),
+    PointPooled(PointPooledReadout),
+}
+
+/// The readouts of all datasets, indexed like `data_keys`.
+#[derive(Module, Debug)]
+pub struct MultiReadout {
+    pub readouts: Vec<Readout>,
+    /// Shared feature bank (C, U) when `share_features` (owned by the first dataset).
+    pub feature_bank: Option<Param<Tensor<2>>>,
+    #[module(skip)]
+    pub data_keys: Vec<String>,
+    #[module(skip)]
+    pub shared_match_ids: Option<Vec<i64>>,
+}
+
+fn check(ok: bool, field: &'static str, message: impl Into<String>) -> Result<(), ReadoutError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ReadoutError::Config {
+            field,
+            message: message.into(),
+        })
+    }
+}
+
+impl MultiReadout {
+    /// Builds one readout per dataset on a core output of shape `in_shape` = (C, H, W), seeded.
+    pub fn init(
+        config: &ReadoutConfig,
+        in_shape: [usize; 3],
+        inputs: &[ReadoutInput],
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self, ReadoutError> {
+        if inputs.is_empty() {
+            return Err(ReadoutError::NoDatasets);
+        }
+        for input in inputs {
+            if let Some(m) = &input.mean_activity
+                && m.len() != input.n_neurons
+            {
+                return Err(ReadoutError::Length {
+                    data_key: input.data_key.clone(),
+                    what: "mean_activity",
+                    actual: m.len(),
+                    expected: input.n_neurons,
+                });
+            }
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let [c, h, w] = in_shape;
+        let mut feature_bank = None;
+        let mut shared_match_ids = None;
+        let readouts = match config {
+            ReadoutConfig::Gaussian(g) => {
+                check(
+                    g.init_mu_range > 0.0 && g.init_mu_range <= 1.0,
+                    "init_mu_range",
+                    format!("must lie in (0, 1], got {}", g.init_mu_range),
+                )?;
+                check(
+                    g.init_sigma.is_finite() && g.init_sigma >= 0.0,
+                    "init_sigma",
+                    format!("must be finite and ≥ 0, got {}", g.init_sigma),
+                )?;
+                check(
+                    g.feature_reg_weight.is_finite() && g.feature_reg_weight >= 0.0,
+                    "feature_reg_weight",
+                    format!("must be finite and ≥ 0, got {}", g.feature_reg_weight),
+                )?;
+                if let Some(pc) = &g.grid_mean_predictor {
+                    check(
+                        (1..=3).contains(&pc.input_dimensions),
+                        "grid_mean_predictor.input_dimensions",
+                        format!(
+                            "must be 1, 2 or 3 (cortical x, y, z), got {}",
+                            pc.input_dimensions
+                        ),
+                    )?;
+                }
+                let plan: Option<SharingPlan> = if g.share_features {
+                    let mut ids = Vec::new();
+                    for input in inputs {
+                        let m = input.match_ids.as_deref().ok_or_else(|| {
+                            FeatureSharingError::MissingMatchIds(input.data_key.clone())
+                        })?;
+                        if m.len() != input.n_neurons {
+                            return Err(FeatureSharingError::Length {
+                                data_key: input.data_key.clone(),
+                                n_ids: m.len(),
+                                n_neurons: input.n_neurons,
+                            }
+                            .into());
+                        }
+                        ids.push((input.data_key.as_str(), m));
+                    }
+                    Some(plan_sharing(&ids)?)
+                } else {
+                    None
+                };
+                if let Some(plan) = &plan {
+                    let u = plan.unique_ids.len();
+                    feature_bank = Some(init_bank(c, u, g.init, g.init_noise, &mut rng, device));
+                    shared_match_ids = Some(plan.unique_ids.clone());
+                }
+                let mut readouts = Vec::new();
+                for (d, input) in inputs.iter().enumerate() {
+                    let grid = match (&g.grid_mean_predictor, &input.cell_motor_coordinates) {
+                        (None, _) => None,
+                        (Some(pc), Some(coords)) => {
+                            if coords.len() != input.n_neurons {
+                                return Err(ReadoutError::Length {
+                                    data_key: input.data_key.clone(),
+                                    what: "cell_motor_coordinates",
+                                    actual: coords.len(),
+                                    expected: input.n_neurons,
+                                });
+                            }
+                            Some(normalize_cortex_coordinates(coords, pc.input_dimensions))
+                        }
+                        (Some(_), None) => {
+                            return Err(ReadoutError::MissingCoordinates(input.data_key.clone()));
+                        }
+                    };
+                    let facts = GaussianInit {
+                        n_channels: c,
+                        n_neurons: input.n_neurons,
+                        source_grid: grid.as_deref(),
+                        sharing: plan.as_ref().map(|p| p.per_dataset[d].clone()),
+                        mean_activity: input.mean_activity.as_deref(),
+                    };
+                    readouts.push(Readout::Gaussian(GaussianReadout::init(
+                        g, facts, &mut rng, device,
+                    )));
+                }
+                readouts
+            }
+            ReadoutConfig::Factorized(fc) => inputs
+                .iter()
+                .map(|input| {
+                    Readout::Factorized(FactorizedReadout::init(
+                        fc,
+                        [c, h, w],
+                        input.n_neurons,
+                        input.mean_activity.as_deref(),
+                        &mut rng,
+                        device,
+                    ))
+                })
+                .collect(),
+            ReadoutConfig::PointPooled(pc) => {
+                check(pc.pool_kern >= 1, "pool_kern", "must be ≥ 1")?;
+                let mut size = (h, w);
+                for _ in 0..pc.pool_steps {
+                    size = (size.0 / pc.pool_kern, size.1 / pc.pool_kern);
+                }
+                check(
+                    size.0 >= 1 && size.1 >= 1,
+                    "pool_steps",
+                    format!(
+                        "{} poolings of {}×{} with kernel {} leave an empty map",
+                        pc.pool_steps, h, w, pc.pool_kern
+                    ),
+                )?;
+                inputs
+                    .iter()
+                    .map(|input| {
+                        Readout::PointPooled(PointPooledReadout::init(
+                            pc,
+                            c,
+                            input.n_neurons,
+                            input.mean_activity.as_deref(),
+                            &mut rng,
+                            device,
+                        ))
+                    })
+                    .collect()
+            }
+        };
+        Ok(Self {
+            readouts,
+            feature_bank,
+            data_keys: inputs.iter().map(|i| i.data_key.clone()).collect(),
+            shared_match_ids,
+        })
+    }
+
+    /// Number of neurons of dataset `key`.
+    pub fn n_neurons(&self, key: usize) -> usize {
+        match &self.readouts[key] {
+            Readout::Gaussian(g) => g.settings.n_neurons,
+            Readout::Factorized(f) => f.features.dims()[0],
+            Readout::PointPooled(p) => p.grid.dims()[0],
+        }
+    }
+
+    /// Whether the readout type can take a shifter's shift (the factorized one cannot: it has no
+    /// positions).
+    pub fn supports_shift(&self) -> bool {
+        !matches!(self.readouts.first(), Some(Readout::Factorized(_)))
+    }
+
+    /// Responses (B, N) of dataset `key` to core output `features` (B, C, H, W). `shift` (B, 2)
+    /// moves all positions (ignored by the factorized readout, see [`MultiReadout::supports_shift`]);
+    /// `sample`: training-mode position sampling of the Gaussian readout.
+    pub fn forward(
+        &self,
+        key: usize,
+        features: Tensor<4>,
+        shift: Option<Tensor<2>>,
+        sample: bool,
+    ) -> Tensor<2> {
+        let bank = self.feature_bank.as_ref().map(|b| b.val());
+        match &self.readouts[key] {
+            Readout::Gaussian(g) => g.forward(features, shift, sample, bank.as_ref()),
+            Readout::Factorized(f) => f.forward(features),
+            Readout::PointPooled(p) => p.forward(features, shift),
+        }
+    }
+
+    /// The weighted regulariser of dataset `key` (shape [1]).
+    pub fn regularizer(&self, key: usize) -> Tensor<1> {
+        let bank = self.feature_bank.as_ref().map(|b| b.val());
+        match &self.readouts[key] {
+            Readout::Gaussian(g) => g.regularizer(bank.as_ref()),
+            Readout::Factorized(f) => f.regularizer(),
+            Readout::PointPooled(p) => p.regularizer(),
+        }
+    }
+
+    /// Sets dataset `key`'s bias (N) (the trainer uses the first batch's mean response).
+    pub fn set_bias(&mut self, key: usize, bias: Tensor<1>) {
+        match &mut self.readouts[key] {
+            Readout::Gaussian(g) => g.set_bias(bias),
+            Readout::Factorized(f) => f.set_bias(bias),
+            Readout::PointPooled(p) => p.set_bias(bias),
+        }
+    }
+
+    /// Evaluation read positions (N, 2) (x, y in [−1, 1]) of Gaussian and point-pooled readouts.
+    pub fn positions(&self, key: usize) -> Option<Tensor<2>> {
+        match &self.readouts[key] {
+            Readout::Gaussian(g) => Some(g.positions()),
+            Readout::PointPooled(p) => Some(p.points()),
+            Readout::Factorized(_) => None,
+        }
+    }
+
+    /// Σ of a Gaussian readout: (N, 2, 2), (N, 1, 2) or (N, 1, 1).
+    pub fn sigma(&self, key: usize) -> Option<Tensor<3>> {
+        match &self.readouts[key] {
+            Readout::Gaussian(g) => Some(g.sigma()),
+            _ => None,
+        }
+    }
+
+    /// The effective feature weights of a Gaussian readout (C, N).
+    pub fn gaussian_features(&self, key: usize) -> Option<Tensor<2>> {
+        let bank = self.feature_bank.as_ref().map(|b| b.val());
+        match &self.readouts[key] {
+            Readout::Gaussian(g) => Some(g.effective_features(bank.as_ref())),
+            _ => None,
+        }
+    }
+
+    /// Applies the reference's in-place parameter constraints (μ and point grids clamped to
+    /// [−1, 1], factorized positivity); call after every optimiser step.
+    pub fn clamp_parameters(self) -> Self {
+        Self {
+            readouts: self
+                .readouts
+                .into_iter()
+                .map(|r| match r {
+                    Readout::Gaussian(g) => Readout::Gaussian(g.clamp_mu()),
+                    Readout::Factorized(f) => Readout::Factorized(f.constrain()),
+                    Readout::PointPooled(p) => Readout::PointPooled(p.clamp_grid()),
+                })
+                .collect(),
+            ..self
+        }
+    }
+
+    /// Writes every readout under `readout.<data_key>.` in the reference's names and shapes; the
+    /// shared bank goes to `readout.<owner>._features` (1, C, 1, U).
+    pub fn export_state(&self, sd: &mut StateDict) {
+        for (key, r) in self.data_keys.iter().zip(&self.readouts) {
+            let prefix = format!("readout.{key}.");
+            match r {
+                Readout::Gaussian(g) => g.export_state(&prefix, sd),
+                Readout::Factorized(f) => f.export_state(&prefix, sd),
+                Readout::PointPooled(p) => p.export_state(&prefix, sd),
+            }
+        }
+        if let Some(bank) = &self.feature_bank {
+            let [c, u] = bank.dims();
+            sd.insert(self.bank_name(), vec![1, c, 1, u], to_f64_vec(bank.val()));
+        }
+    }
+
+    fn bank_name(&self) -> String {
+        format!("readout.{}._features", self.data_keys[0])
+    }
+
+    /// Reads what [`MultiReadout::export_state`] writes (names and shapes must match).
+    pub fn import_state(self, sd: &StateDict) -> Result<Self, StateDictError> {
+        let name = self.bank_name();
+        let mut readouts = Vec::new();
+        for (key, r) in self.data_keys.iter().zip(self.readouts) {
+            let prefix = format!("readout.{key}.");
+            readouts.push(match r {
+                Readout::Gaussian(g) => Readout::Gaussian(g.import_state(&prefix, sd)?),
+                Readout::Factorized(f) => Readout::Factorized(f.import_state(&prefix, sd)?),
+                Readout::PointPooled(p) => Readout::PointPooled(p.import_state(&prefix, sd)?),
+            });
+        }
+        let feature_bank = match self.feature_bank {
+            Some(bank) => {
+                let [c, u] = bank.dims();
+                replace(Some(bank), &name, &[1, c, 1, u], sd)?
+            }
+            None => None,
+        };
+        Ok(Self {
+            readouts,
+            feature_bank,
+            data_keys: self.data_keys,
+            shared_match_ids: self.shared_match_ids,
+        })
+    }
+}

@@ -1,0 +1,425 @@
+//! Behaviour tests of the readout family that have no reference fixture: configs, building one
+//! readout per dataset, feature sharing, sampling, initialisation schemes, state-dict round trips.
+
+use burn::tensor::{Device, Distribution, Tensor};
+
+use super::gaussian::GaussType;
+use super::tensor_util::to_f64_vec;
+use super::*;
+use crate::model::state_dict::StateDict;
+
+fn device() -> Device {
+    Device::flex()
+}
+
+fn inputs() -> Vec<ReadoutInput> {
+    let coords = |n: usize, off: f64| -> Vec<[f64; 3]> {
+        (0..n)
+            .map(|i| [off + 10.0 * i as f64, 5.0 * (i % 3) as f64, 0.0])
+            .collect()
+    };
+    vec![
+        ReadoutInput {
+            data_key: "scan-a".into(),
+            n_neurons: 5,
+            cell_motor_coordinates: Some(coords(5, 0.0)),
+            match_ids: Some(vec![11, 4, 7, 20, 9]),
+            mean_activity: Some(vec![0.5, 1.0, 1.5, 2.0, 2.5]),
+        },
+        ReadoutInput {
+            data_key: "scan-b".into(),
+            n_neurons: 3,
+            cell_motor_coordinates: Some(coords(3, 100.0)),
+            match_ids: Some(vec![7, 11, 9]),
+            mean_activity: None,
+        },
+    ]
+}
+
+fn gaussian_config(toml_text: &str) -> ReadoutConfig {
+    toml::from_str(toml_text).expect("valid readout config")
+}
+
+fn feature_map(b: usize, device: &Device) -> Tensor<4> {
+    device.seed(3);
+    Tensor::random([b, 4, 6, 9], Distribution::Normal(0.0, 1.0), device)
+}
+
+#[test]
+fn config_parses_types_aliases_and_rejects_unknown_fields() {
+    let c = gaussian_config(
+        "type = \"gaussian\"\ngamma_readout = 2.439\ninit_mu_range = 0.55\ninit_sigma = 0.4\n\
+         init = \"neuralpredictors\"\n[grid_mean_predictor]\nhidden_layers = 0\n",
+    );
+    let ReadoutConfig::Gaussian(g) = &c else {
+        panic!("gaussian expected")
+    };
+    assert_eq!(g.feature_reg_weight, 2.439);
+    assert_eq!(g.init, InitScheme::Neuralpredictors);
+    assert_eq!(g.gauss_type, GaussType::Full);
+    assert!(!g.grid_mean_predictor.as_ref().unwrap().final_tanh);
+    let pp: ReadoutConfig = toml::from_str("type = \"point_pooled\"\npool_steps = 1").unwrap();
+    assert!(matches!(pp, ReadoutConfig::PointPooled(p) if p.pool_steps == 1 && p.pool_kern == 3));
+    let err =
+        toml::from_str::<ReadoutConfig>("type = \"gaussian\"\ninit_mu_rnage = 0.2").unwrap_err();
+    assert!(err.to_string().contains("init_mu_rnage"), "{err}");
+    assert!(
+        toml::from_str::<ReadoutConfig>("type = \"gaussian\"\ngauss_type = \"diagonal\"").is_err()
+    );
+}
+
+#[test]
+fn one_gaussian_readout_per_dataset_with_shapes_and_mean_activity_bias() {
+    let device = device();
+    let config = ReadoutConfig::default();
+    let mr = MultiReadout::init(&config, [4, 6, 9], &inputs(), 7, &device).unwrap();
+    assert_eq!(mr.data_keys, vec!["scan-a", "scan-b"]);
+    let x = feature_map(2, &device);
+    assert_eq!(mr.forward(0, x.clone(), None, false).dims(), [2, 5]);
+    assert_eq!(mr.forward(1, x.clone(), None, true).dims(), [2, 3]);
+    assert_eq!(mr.positions(0).unwrap().dims(), [5, 2]);
+    assert_eq!(mr.sigma(1).unwrap().dims(), [3, 2, 2]);
+    let Readout::Gaussian(g) = &mr.readouts[0] else {
+        unreachable!()
+    };
+    let bias = to_f64_vec(g.bias.as_ref().unwrap().val());
+    assert_eq!(bias, vec![0.5, 1.0, 1.5, 2.0, 2.5]);
+    let mu = to_f64_vec(g.mu.as_ref().unwrap().val());
+    assert!(mu.iter().all(|m| m.abs() <= 0.3), "μ ~ U(±0.3): {mu:?}");
+    // Same seed, same parameters.
+    let again = MultiReadout::init(&config, [4, 6, 9], &inputs(), 7, &device).unwrap();
+    let (mut a, mut b) = (StateDict::default(), StateDict::default());
+    mr.export_state(&mut a);
+    again.export_state(&mut b);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn sampling_moves_positions_and_zero_sigma_reads_at_mu() {
+    let device = device();
+    let mut mr =
+        MultiReadout::init(&ReadoutConfig::default(), [4, 6, 9], &inputs(), 1, &device).unwrap();
+    let x = feature_map(3, &device);
+    let eval = to_f64_vec(mr.forward(0, x.clone(), None, false));
+    let train = to_f64_vec(mr.forward(0, x.clone(), None, true));
+    assert!(eval.iter().zip(&train).any(|(e, t)| (e - t).abs() > 1e-6));
+    if let Readout::Gaussian(g) = &mut mr.readouts[0] {
+        g.sigma = g.sigma.clone().map(|s| s.zeros_like());
+    }
+    let train0 = to_f64_vec(mr.forward(0, x, None, true));
+    for (e, t) in eval.iter().zip(&train0) {
+        assert!((e - t).abs() < 1e-6, "Σ = 0 must read at μ: {e} vs {t}");
+    }
+}
+
+#[test]
+fn shared_features_are_identical_for_matched_neurons_and_only_the_owner_is_regularized() {
+    let device = device();
+    let config = gaussian_config("type = \"gaussian\"\nshare_features = true\ninit_noise = 0.1");
+    let mr = MultiReadout::init(&config, [4, 6, 9], &inputs(), 3, &device).unwrap();
+    assert_eq!(mr.shared_match_ids, Some(vec![4, 7, 9, 11, 20]));
+    let fa = mr.gaussian_features(0).unwrap();
+    let fb = mr.gaussian_features(1).unwrap();
+    let bank = to_f64_vec(mr.feature_bank.as_ref().unwrap().val());
+    let scales = |k: usize| match &mr.readouts[k] {
+        Readout::Gaussian(g) => to_f64_vec(g.feature_scales.as_ref().unwrap().val()),
+        _ => unreachable!(),
+    };
+    let (sa, sb) = (scales(0), scales(1));
+    let (fa, fb) = (to_f64_vec(fa), to_f64_vec(fb));
+    // Neuron 2 of a and neuron 0 of b share id 7 (bank column 1): same vector up to their scales.
+    for c in 0..4 {
+        let unscaled_a = fa[c * 5 + 2] / sa[2];
+        let unscaled_b = fb[c * 3] / sb[0];
+        assert!((unscaled_a - bank[c * 5 + 1]).abs() < 1e-6);
+        assert!((unscaled_a - unscaled_b).abs() < 1e-6);
+    }
+    assert!(to_f64_vec(mr.regularizer(0))[0] > 0.0);
+    assert_eq!(to_f64_vec(mr.regularizer(1)), vec![0.0]);
+    // With unit scales (neuralpredictors init) the matched features are exactly identical.
+    let config =
+        gaussian_config("type = \"gaussian\"\nshare_features = true\ninit = \"neuralpredictors\"");
+    let mr = MultiReadout::init(&config, [4, 6, 9], &inputs(), 3, &device).unwrap();
+    let fa = to_f64_vec(mr.gaussian_features(0).unwrap());
+    let fb = to_f64_vec(mr.gaussian_features(1).unwrap());
+    for c in 0..4 {
+        assert_eq!(fa[c * 5], fb[c * 3 + 1], "id 11");
+        assert_eq!(fa[c * 5 + 4], fb[c * 3 + 2], "id 9");
+    }
+}
+
+#[test]
+fn missing_inputs_give_named_errors() {
+    let device = device();
+    let mut no_coords = inputs();
+    no_coords[1].cell_motor_coordinates = None;
+    let config = gaussian_config("type = \"gaussian\"\n[grid_mean_predictor]\n");
+    let err = MultiReadout::init(&config, [4, 6, 9], &no_coords, 0, &device).unwrap_err();
+    assert!(err.to_string().contains("scan-b"), "{err}");
+    let config = gaussian_config("type = \"gaussian\"\ninit_mu_range = 0.0");
+    let err = MultiReadout::init(&config, [4, 6, 9], &inputs(), 0, &device).unwrap_err();
+    assert!(err.to_string().contains("init_mu_range"), "{err}");
+    let mut no_ids = inputs();
+    no_ids[0].match_ids = None;
+    let config = gaussian_config("type = \"gaussian\"\nshare_features = true");
+    let err = MultiReadout::init(&config, [4, 6, 9], &no_ids, 0, &device).unwrap_err();
+    assert!(err.to_string().contains("scan-a"), "{err}");
+    let config: ReadoutConfig = toml::from_str("type = \"point_pooled\"\npool_steps = 3").unwrap();
+    assert!(MultiReadout::init(&config, [4, 6, 9], &inputs(), 0, &device).is_err());
+}
+
+#[test]
+fn retinotopy_lurz_init_is_a_scaled_orthogonal_map() {
+    let device = device();
+    let config = gaussian_config("type = \"gaussian\"\n[grid_mean_predictor]\nhidden_layers = 0");
+    let mr = MultiReadout::init(&config, [4, 6, 9], &inputs(), 5, &device).unwrap();
+    let Readout::Gaussian(g) = &mr.readouts[0] else {
+        unreachable!()
+    };
+    assert!(g.mu.is_none());
+    let w = to_f64_vec(g.grid_predictor.as_ref().unwrap().layers[0].weight.val());
+    // WᵀW = 0.04·I
+    let (a, b, c, d) = (w[0], w[1], w[2], w[3]);
+    assert!((a * a + c * c - 0.04).abs() < 1e-6 && (b * b + d * d - 0.04).abs() < 1e-6);
+    assert!((a * b + c * d).abs() < 1e-6);
+    let mut sd = StateDict::default();
+    mr.export_state(&mut sd);
+    assert_eq!(
+        sd.entries["readout.scan-a.mu_transform.0.weight"].shape,
+        vec![2, 2]
+    );
+    assert_eq!(sd.entries["readout.scan-b.source_grid"].shape, vec![3, 2]);
+}
+
+#[test]
+fn init_schemes_differ_as_documented() {
+    let device = device();
+    let np = gaussian_config("type = \"gaussian\"\ninit = \"neuralpredictors\"");
+    let mr = MultiReadout::init(&np, [4, 6, 9], &inputs(), 0, &device).unwrap();
+    let f = to_f64_vec(mr.gaussian_features(1).unwrap());
+    assert!(f.iter().all(|&v| (v - 0.25).abs() < 1e-7));
+    let Readout::Gaussian(g) = &mr.readouts[1] else {
+        unreachable!()
+    };
+    assert_eq!(to_f64_vec(g.bias.as_ref().unwrap().val()), vec![0.0; 3]);
+    let lurz = gaussian_config("type = \"gaussian\"\ninit_noise = 0.001");
+    let mr = MultiReadout::init(&lurz, [4, 6, 9], &inputs(), 0, &device).unwrap();
+    let f = to_f64_vec(mr.gaussian_features(1).unwrap());
+    assert!(f.iter().all(|&v| v.abs() < 0.01) && f.iter().any(|&v| v != 0.0));
+}
+
+#[test]
+fn state_dict_round_trip_for_every_readout_type() {
+    let device = device();
+    let configs = [
+        gaussian_config(
+            "type = \"gaussian\"\nshare_features = true\n[grid_mean_predictor]\nhidden_layers = 1\nfinal_tanh = true",
+        ),
+        gaussian_config("type = \"gaussian\"\ngauss_type = \"isotropic\""),
+        toml::from_str("type = \"factorized\"").unwrap(),
+        toml::from_str("type = \"point_pooled\"\npool_steps = 1").unwrap(),
+    ];
+    let x = feature_map(2, &device);
+    for config in configs {
+        let source = MultiReadout::init(&config, [4, 6, 9], &inputs(), 1, &device).unwrap();
+        let mut sd = StateDict::default();
+        source.export_state(&mut sd);
+        let target = MultiReadout::init(&config, [4, 6, 9], &inputs(), 2, &device).unwrap();
+        let before = to_f64_vec(target.forward(1, x.clone(), None, false));
+        let target = target.import_state(&sd).unwrap();
+        let mut sd2 = StateDict::default();
+        target.export_state(&mut sd2);
+        assert_eq!(sd, sd2, "{config:?}");
+        let y_source = to_f64_vec(source.forward(1, x.clone(), None, false));
+        let y_target = to_f64_vec(target.forward(1, x.clone(), None, false));
+        assert_eq!(y_source, y_target);
+        assert_ne!(before, y_target);
+    }
+    // Names and shapes of the reference.
+    let mr =
+        MultiReadout::init(&ReadoutConfig::default(), [4, 6, 9], &inputs(), 1, &device).unwrap();
+    let mut sd = StateDict::default();
+    mr.export_state(&mut sd);
+    assert_eq!(sd.entries["readout.scan-a._mu"].shape, vec![1, 5, 1, 2]);
+    assert_eq!(sd.entries["readout.scan-a.sigma"].shape, vec![1, 5, 2, 2]);
+    assert_eq!(
+        sd.entries["readout.scan-a._features"].shape,
+        vec![1, 4, 1, 5]
+    );
+    assert_eq!(sd.entries["readout.scan-b.bias"].shape, vec![3]);
+    // A wrong shape is a named error.
+    sd.insert("readout.scan-b.bias", vec![4], vec![0.0; 4]);
+    let err = mr.import_state(&sd).unwrap_err();
+    assert!(err.to_string().contains("readout.scan-b.bias"), "{err}");
+}
+
+#[test]
+fn gradients_reach_mu_sigma_features_and_bias_when_training() {
+    let device = device().autodiff();
+    let mr =
+        MultiReadout::init(&ReadoutConfig::default(), [4, 6, 9], &inputs(), 1, &device).unwrap();
+    let x = feature_map(2, &device);
+    let loss = mr.forward(0, x, None, true).sum() + mr.regularizer(0).sum();
+    let grads = loss.backward();
+    let Readout::Gaussian(g) = &mr.readouts[0] else {
+        unreachable!()
+    };
+    let nonzero = |v: Vec<f64>| v.iter().any(|x| *x != 0.0);
+    assert!(nonzero(to_f64_vec(
+        g.mu.as_ref().unwrap().val().grad(&grads).unwrap()
+    )));
+    assert!(nonzero(to_f64_vec(g.sigma.val().grad(&grads).unwrap())));
+    assert!(nonzero(to_f64_vec(
+        g.features.as_ref().unwrap().val().grad(&grads).unwrap()
+    )));
+    assert!(nonzero(to_f64_vec(
+        g.bias.as_ref().unwrap().val().grad(&grads).unwrap()
+    )));
+}
+
+#[test]
+fn bias_setting_and_clamping_keep_parameters_trainable() {
+    let device = device().autodiff();
+    let mut mr =
+        MultiReadout::init(&ReadoutConfig::default(), [4, 6, 9], &inputs(), 1, &device).unwrap();
+    mr.set_bias(1, Tensor::from_floats([3.0, 4.0, 5.0], &device));
+    if let Readout::Gaussian(g) = &mut mr.readouts[0] {
+        g.mu = g.mu.clone().map(|m| m.map(|t| t.zeros_like() + 1.7));
+    }
+    let mr = mr.clamp_parameters();
+    let Readout::Gaussian(g) = &mr.readouts[0] else {
+        unreachable!()
+    };
+    assert!(
+        to_f64_vec(g.mu.as_ref().unwrap().val())
+            .iter()
+            .all(|&m| m == 1.0)
+    );
+    let Readout::Gaussian(g1) = &mr.readouts[1] else {
+        unreachable!()
+    };
+    assert_eq!(
+        to_f64_vec(g1.bias.as_ref().unwrap().val()),
+        vec![3.0, 4.0, 5.0]
+    );
+    let grads = mr
+        .forward(1, feature_map(2, &device), None, false)
+        .sum()
+        .backward();
+    assert!(g1.bias.as_ref().unwrap().val().grad(&grads).is_some());
+}
+
+#[test]
+fn uncorrelated_and_isotropic_sigma_scale_the_draws_per_axis() {
+    let device = device();
+    for (toml_text, expected) in [
+        (
+            "type = \"gaussian\"\ngauss_type = \"uncorrelated\"\ninit_sigma = 0.25",
+            [0.25, -0.5],
+        ),
+        (
+            "type = \"gaussian\"\ngauss_type = \"isotropic\"\ninit_sigma = 0.25",
+            [0.25, -0.25],
+        ),
+    ] {
+        let mr = MultiReadout::init(
+            &gaussian_config(toml_text),
+            [4, 6, 9],
+            &inputs(),
+            2,
+            &device,
+        )
+        .unwrap();
+        let Readout::Gaussian(g) = &mr.readouts[1] else {
+            unreachable!()
+        };
+        let mut sigma = to_f64_vec(g.sigma());
+        if sigma.len() == 6 {
+            // uncorrelated: make σ_y = 2·σ_x to see both axes.
+            for n in 0..3 {
+                sigma[2 * n + 1] = 0.5;
+            }
+        }
+        let g = GaussianReadout {
+            sigma: g.sigma.clone().map(|s| {
+                let dims = s.dims();
+                tensor_util::tensor_from_f64(&sigma, dims, None, &device)
+            }),
+            ..g.clone()
+        };
+        let z = Tensor::<3>::from_floats([[[1.0, -1.0], [1.0, -1.0], [1.0, -1.0]]], &device);
+        let mu = to_f64_vec(g.mean_positions());
+        let p = to_f64_vec(g.sampled_positions(z));
+        for n in 0..3 {
+            for d in 0..2 {
+                let want = (mu[2 * n + d] + expected[d]).clamp(-1.0, 1.0);
+                assert!((p[2 * n + d] - want).abs() < 1e-6, "{toml_text}: {p:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn retinotopy_can_use_cortical_depth_too() {
+    let device = device();
+    let config = gaussian_config(
+        "type = \"gaussian\"\n[grid_mean_predictor]\ninput_dimensions = 3\nhidden_layers = 1\nhidden_features = 4\nfinal_tanh = true",
+    );
+    let mr = MultiReadout::init(&config, [4, 6, 9], &inputs(), 5, &device).unwrap();
+    let mut sd = StateDict::default();
+    mr.export_state(&mut sd);
+    assert_eq!(sd.entries["readout.scan-a.source_grid"].shape, vec![5, 3]);
+    assert_eq!(
+        sd.entries["readout.scan-a.mu_transform.0.weight"].shape,
+        vec![4, 3]
+    );
+    assert_eq!(
+        sd.entries["readout.scan-a.mu_transform.2.weight"].shape,
+        vec![2, 4]
+    );
+    let p = to_f64_vec(mr.positions(0).unwrap());
+    assert!(
+        p.iter().all(|v| v.abs() < 1.0),
+        "tanh keeps μ inside: {p:?}"
+    );
+    let bad = gaussian_config("type = \"gaussian\"\n[grid_mean_predictor]\ninput_dimensions = 4");
+    assert!(MultiReadout::init(&bad, [4, 6, 9], &inputs(), 5, &device).is_err());
+}
+
+/// The readouts are ordinary burn modules: Adam updates every parameter kind (free μ, Σ,
+/// features, bias, retinotopy layers, the shared bank) and keeps the fixed settings.
+#[test]
+fn adam_steps_update_readout_parameters_and_keep_settings() {
+    use burn::optim::{AdamConfig, GradientsParams};
+    let device = device().autodiff();
+    for toml_text in [
+        "type = \"gaussian\"",
+        "type = \"gaussian\"\nshare_features = true\n[grid_mean_predictor]\n",
+        "type = \"point_pooled\"\npool_steps = 1",
+        "type = \"factorized\"\ninit_noise = 0.1",
+    ] {
+        let config = gaussian_config(toml_text);
+        let mr = MultiReadout::init(&config, [4, 6, 9], &inputs(), 1, &device).unwrap();
+        let mut before = StateDict::default();
+        mr.export_state(&mut before);
+        let mut optim = AdamConfig::new().init();
+        let x = feature_map(2, &device);
+        let loss = mr.forward(1, x.clone(), None, true).sum() + mr.regularizer(0).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &mr);
+        let mr = optim.step(0.01, mr, grads).clamp_parameters();
+        let mut after = StateDict::default();
+        mr.export_state(&mut after);
+        assert_eq!(mr.data_keys, vec!["scan-a", "scan-b"]);
+        let changed: Vec<&String> = after
+            .entries
+            .iter()
+            .filter(|(k, v)| before.entries[*k] != **v)
+            .map(|(k, _)| k)
+            .collect();
+        assert!(
+            changed.iter().any(|k| k.starts_with("readout.scan-b.")),
+            "{toml_text}: {changed:?}"
+        );
+        assert_eq!(mr.forward(1, x, None, false).dims(), [2, 3]);
+    }
+}

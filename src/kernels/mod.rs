@@ -9,7 +9,9 @@
 //!
 //! [`conv2d`] is the entry point the model uses: it takes the fast path where it applies and
 //! falls back to burn's `conv2d` everywhere else (other shapes, dtypes or devices), so callers
-//! never need to know which one ran. `benches/kernels.rs` times both side by side.
+//! never need to know which one ran. `benches/kernels.rs` times both side by side, and setting
+//! the environment variable `CORTEXFIT_KERNELS=burn` turns the fast paths off (to time burn's
+//! own implementation of a whole model, e.g. `CORTEXFIT_KERNELS=burn cortexfit bench`).
 
 pub mod channelwise;
 pub mod extension;
@@ -58,7 +60,17 @@ pub fn uses_channelwise_kernel(x: &Tensor<4>, weight: &Tensor<4>, groups: usize)
         DispatchDevice::Flex(_)
     );
     (depthwise || single_plane)
+        && enabled()
         && on_flex
         && x.dtype() == DType::F32
         && weight.dtype() == DType::F32
+}
+
+/// Environment variable that, set to `burn`, makes [`conv2d`] always use burn's own `conv2d`.
+pub const KERNELS_ENV: &str = "CORTEXFIT_KERNELS";
+
+/// Whether the fast kernels are on (read once from [`KERNELS_ENV`]).
+fn enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var(KERNELS_ENV).map_or(true, |v| v != "burn"))
 }

@@ -70,7 +70,12 @@ fn burn_pointwise(x: Tensor<4>, w: Tensor<4>) -> Tensor<4> {
     conv2d(x, w, None, ConvOptions::new([1, 1], [0, 0], [1, 1], 1))
 }
 fn burn_depthwise(x: Tensor<4>, w: Tensor<4>) -> Tensor<4> {
-    conv2d(x, w, None, ConvOptions::new([1, 1], [6, 6], [1, 1], CHANNELS))
+    conv2d(
+        x,
+        w,
+        None,
+        ConvOptions::new([1, 1], [6, 6], [1, 1], CHANNELS),
+    )
 }
 /// Batch norm (training statistics) + ELU; the "weight" tensor only supplies gamma.
 fn burn_bn_elu(x: Tensor<4>, w: Tensor<4>) -> Tensor<4> {
@@ -129,12 +134,17 @@ fn main() {
             kernel: kernel_bn_elu,
         },
     ];
-    println!("cortexfit kernels micro-benchmark: batch {BATCH}, {threads} rayon thread(s), median of 5, ms");
+    println!(
+        "cortexfit kernels micro-benchmark: batch {BATCH}, {threads} rayon thread(s), median of 5, ms"
+    );
     println!(
         "| {:<38} | {:>9} | {:>11} | {:>9} | {:>11} | {:>8} |",
         "op", "burn fwd", "burn fwd+bwd", "ours fwd", "ours fwd+bwd", "speed-up"
     );
-    println!("|{:-<40}|{:->11}|{:->13}|{:->11}|{:->13}|{:->10}|", "", "", "", "", "", "");
+    println!(
+        "|{:-<40}|{:->11}|{:->13}|{:->11}|{:->13}|{:->10}|",
+        "", "", "", "", "", ""
+    );
     let only = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
     for op in &ops {
         if let Some(filter) = &only {

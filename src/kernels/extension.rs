@@ -71,7 +71,10 @@ impl ChannelwiseConvBackend for Flex {
     ) -> FlexTensor {
         let shape = shape_of(&x, &weight, pad_h, pad_w);
         let out = channelwise::forward(&shape, &values(&x), &values(&weight));
-        flex_tensor(out, [shape.batch, shape.channels, shape.out_h(), shape.out_w()])
+        flex_tensor(
+            out,
+            [shape.batch, shape.channels, shape.out_h(), shape.out_w()],
+        )
     }
 }
 

@@ -32,7 +32,7 @@ use extension::ChannelwiseConvBackend;
 /// Uses cortexfit's channel-wise kernels on flex for depthwise convs (`groups == in_channels ==
 /// out_channels`) and for convs from a single input channel; burn's `conv2d` otherwise.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, padding: [usize; 2], groups: usize) -> Tensor<4> {
-    if uses_channelwise_kernel(&x, &weight, groups) {
+    if uses_channelwise_kernel(&x, &weight, padding, groups) {
         let out = <Dispatch as ChannelwiseConvBackend>::channelwise_conv2d(
             x.into_dispatch(),
             weight.into_dispatch(),
@@ -50,16 +50,28 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, padding: [usize; 2], groups: usiz
 }
 
 /// Whether [`conv2d`] takes the channel-wise fast path for these operands.
-pub fn uses_channelwise_kernel(x: &Tensor<4>, weight: &Tensor<4>, groups: usize) -> bool {
+pub fn uses_channelwise_kernel(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    padding: [usize; 2],
+    groups: usize,
+) -> bool {
     let [_, in_channels, _, _] = x.dims();
-    let [out_channels, per_group, _, _] = weight.dims();
+    let [out_channels, per_group, kernel_h, kernel_w] = weight.dims();
     let depthwise = groups == in_channels && out_channels == in_channels && per_group == 1;
     let single_plane = groups == 1 && in_channels == 1 && per_group == 1;
     let on_flex = matches!(
         x.device().as_dispatch().clone().inner(),
         DispatchDevice::Flex(_)
     );
+    // The input gradient needs padding < kernel size (true for every conv of the core).
+    let [_, _, in_h, in_w] = x.dims();
+    let sizes_fit = padding[0] < kernel_h
+        && padding[1] < kernel_w
+        && in_h + 2 * padding[0] >= kernel_h
+        && in_w + 2 * padding[1] >= kernel_w;
     (depthwise || single_plane)
+        && sizes_fit
         && enabled()
         && on_flex
         && x.dtype() == DType::F32

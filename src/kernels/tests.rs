@@ -23,7 +23,12 @@ fn run(
     )
 }
 
-fn assert_matches_burn(x_shape: [usize; 4], w_shape: [usize; 4], padding: [usize; 2], groups: usize) {
+fn assert_matches_burn(
+    x_shape: [usize; 4],
+    w_shape: [usize; 4],
+    padding: [usize; 2],
+    groups: usize,
+) {
     let device = Device::flex();
     let x = Tensor::<4>::random(x_shape, Distribution::Normal(0.0, 1.0), &device).into_data();
     let w = Tensor::<4>::random(w_shape, Distribution::Normal(0.0, 0.2), &device).into_data();
@@ -39,7 +44,10 @@ fn assert_matches_burn(x_shape: [usize; 4], w_shape: [usize; 4], padding: [usize
 
     let x_t = Tensor::<4>::from_data(x.clone(), &device);
     let w_t = Tensor::<4>::from_data(w.clone(), &device);
-    assert!(uses_channelwise_kernel(&x_t, &w_t, groups), "fast path not taken");
+    assert!(
+        uses_channelwise_kernel(&x_t, &w_t, padding, groups),
+        "fast path not taken"
+    );
 
     let ours = run(|x, w| conv2d(x, w, padding, groups), &x, &w, &probe);
     let burn = run(
@@ -76,7 +84,7 @@ fn other_convolutions_fall_back_to_burn() {
     let device = Device::flex();
     let x = Tensor::<4>::random([2, 4, 5, 5], Distribution::Normal(0.0, 1.0), &device);
     let w = Tensor::<4>::random([3, 4, 1, 1], Distribution::Normal(0.0, 1.0), &device);
-    assert!(!uses_channelwise_kernel(&x, &w, 1));
+    assert!(!uses_channelwise_kernel(&x, &w, [0, 0], 1));
     let ours = conv2d(x.clone(), w.clone(), [0, 0], 1).into_data();
     let burn = module::conv2d(x, w, None, ConvOptions::new([1, 1], [0, 0], [1, 1], 1)).into_data();
     ours.assert_eq(&burn, true);
@@ -95,9 +103,15 @@ fn results_do_not_depend_on_the_thread_count() {
         pad_h: 2,
         pad_w: 2,
     };
-    let x: Vec<f32> = (0..4 * 3 * 72).map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0).collect();
-    let w: Vec<f32> = (0..3 * 25).map(|i| ((i * 13 % 29) as f32 - 14.0) / 9.0).collect();
-    let g: Vec<f32> = (0..4 * 3 * 72).map(|i| ((i * 7 % 23) as f32 - 11.0) / 5.0).collect();
+    let x: Vec<f32> = (0..4 * 3 * 72)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
+        .collect();
+    let w: Vec<f32> = (0..3 * 25)
+        .map(|i| ((i * 13 % 29) as f32 - 14.0) / 9.0)
+        .collect();
+    let g: Vec<f32> = (0..4 * 3 * 72)
+        .map(|i| ((i * 7 % 23) as f32 - 11.0) / 5.0)
+        .collect();
     let compute = || {
         (
             channelwise::forward(&shape, &x, &w),
@@ -105,7 +119,15 @@ fn results_do_not_depend_on_the_thread_count() {
             channelwise::weight_grad(&shape, &x, &g),
         )
     };
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(compute);
-    let three = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap().install(compute);
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap()
+        .install(compute);
+    let three = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap()
+        .install(compute);
     assert_eq!(one, three);
 }

@@ -7,6 +7,9 @@
 //!   forward and backward. burn runs their backward through grouped / transposed convolutions
 //!   built from im2col, which is several times slower at these shapes.
 //!
+//! - 1×1 convolutions become a batched matrix product (burn's matmul, whose backward is two
+//!   more matrix products instead of a transposed convolution).
+//!
 //! [`conv2d`] is the entry point the model uses: it takes the fast path where it applies and
 //! falls back to burn's `conv2d` everywhere else (other shapes, dtypes or devices), so callers
 //! never need to know which one ran. `benches/kernels.rs` times both side by side, and setting
@@ -40,6 +43,9 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, padding: [usize; 2], groups: usiz
             padding[1],
         );
         return Tensor::from_dispatch(out);
+    }
+    if is_pointwise(&weight, padding, groups) && enabled() {
+        return pointwise_conv2d(x, weight);
     }
     module::conv2d(
         x,
@@ -85,4 +91,22 @@ pub const KERNELS_ENV: &str = "CORTEXFIT_KERNELS";
 fn enabled() -> bool {
     static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ENABLED.get_or_init(|| std::env::var(KERNELS_ENV).map_or(true, |v| v != "burn"))
+}
+
+/// Whether `weight` is an ungrouped 1×1 filter bank without padding.
+fn is_pointwise(weight: &Tensor<4>, padding: [usize; 2], groups: usize) -> bool {
+    let [_, _, kernel_h, kernel_w] = weight.dims();
+    kernel_h == 1 && kernel_w == 1 && padding == [0, 0] && groups == 1
+}
+
+/// 1×1 convolution as one batched matrix product, `out[b] = W · x[b]` with `x[b]` viewed as
+/// `[in_channels, h·w]`: burn's conv backward for 1×1 filters goes through a transposed
+/// convolution and im2col, while matmul's backward is two more matrix products.
+fn pointwise_conv2d(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
+    let [batch, in_channels, h, w] = x.dims();
+    let [out_channels, _, _, _] = weight.dims();
+    let filters = weight.reshape([1, out_channels, in_channels]);
+    filters
+        .matmul(x.reshape([batch, in_channels, h * w]))
+        .reshape([batch, out_channels, h, w])
 }

@@ -80,13 +80,34 @@ fn single_input_plane_valid_conv_matches_burn() {
 }
 
 #[test]
+fn pointwise_matches_burn() {
+    let device = Device::flex();
+    let x = Tensor::<4>::random([3, 5, 4, 6], Distribution::Normal(0.0, 1.0), &device).into_data();
+    let w = Tensor::<4>::random([7, 5, 1, 1], Distribution::Normal(0.0, 0.3), &device).into_data();
+    let probe =
+        Tensor::<4>::random([3, 7, 4, 6], Distribution::Normal(0.0, 1.0), &device).into_data();
+    let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+    let ours = run(|x, w| conv2d(x, w, [0, 0], 1), &x, &w, &probe);
+    let burn = run(
+        |x, w| module::conv2d(x, w, None, options.clone()),
+        &x,
+        &w,
+        &probe,
+    );
+    let tolerance = burn::tensor::Tolerance::<f32>::rel_abs(1e-4, 1e-4);
+    ours.0.assert_approx_eq(&burn.0, tolerance);
+    ours.1.assert_approx_eq(&burn.1, tolerance);
+    ours.2.assert_approx_eq(&burn.2, tolerance);
+}
+
+#[test]
 fn other_convolutions_fall_back_to_burn() {
     let device = Device::flex();
     let x = Tensor::<4>::random([2, 4, 5, 5], Distribution::Normal(0.0, 1.0), &device);
-    let w = Tensor::<4>::random([3, 4, 1, 1], Distribution::Normal(0.0, 1.0), &device);
-    assert!(!uses_channelwise_kernel(&x, &w, [0, 0], 1));
-    let ours = conv2d(x.clone(), w.clone(), [0, 0], 1).into_data();
-    let burn = module::conv2d(x, w, None, ConvOptions::new([1, 1], [0, 0], [1, 1], 1)).into_data();
+    let w = Tensor::<4>::random([6, 2, 3, 3], Distribution::Normal(0.0, 1.0), &device);
+    assert!(!uses_channelwise_kernel(&x, &w, [1, 1], 2));
+    let ours = conv2d(x.clone(), w.clone(), [1, 1], 2).into_data();
+    let burn = module::conv2d(x, w, None, ConvOptions::new([1, 1], [1, 1], [1, 1], 2)).into_data();
     ours.assert_eq(&burn, true);
 }
 

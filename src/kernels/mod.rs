@@ -10,6 +10,9 @@
 //! - 1×1 convolutions become a batched matrix product (burn's matmul, whose backward is two
 //!   more matrix products instead of a transposed convolution).
 //!
+//! - [`memory`]: allocator settings that keep freed activation buffers for reuse instead of
+//!   returning them to the OS after every step (the largest single saving).
+//!
 //! [`conv2d`] is the entry point the model uses: it takes the fast path where it applies and
 //! falls back to burn's `conv2d` everywhere else (other shapes, dtypes or devices), so callers
 //! never need to know which one ran. `benches/kernels.rs` times both side by side, and setting
@@ -18,6 +21,7 @@
 
 pub mod channelwise;
 pub mod extension;
+pub mod memory;
 
 #[cfg(test)]
 mod tests;

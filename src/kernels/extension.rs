@@ -45,7 +45,7 @@ fn shape_of(x: &FlexTensor, weight: &FlexTensor, pad_h: usize, pad_w: usize) -> 
 }
 
 /// Contiguous f32 values of a flex tensor (copies only when it is a strided view).
-fn values(tensor: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+pub(super) fn values(tensor: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     match tensor.as_slice::<f32>() {
         Some(slice) => std::borrow::Cow::Borrowed(slice),
         None => std::borrow::Cow::Owned(

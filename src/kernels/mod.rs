@@ -10,6 +10,7 @@
 //! - 1×1 convolutions become a batched matrix product (burn's matmul, whose backward is two
 //!   more matrix products instead of a transposed convolution).
 //!
+//! - [`elu`]: ELU as one fused pass forward and backward instead of five burn ops each.
 //! - [`memory`]: allocator settings that keep freed activation buffers for reuse instead of
 //!   returning them to the OS after every step (the largest single saving).
 //!
@@ -20,6 +21,7 @@
 //! own implementation of a whole model, e.g. `CORTEXFIT_KERNELS=burn cortexfit bench`).
 
 pub mod channelwise;
+pub mod elu;
 pub mod extension;
 pub mod memory;
 
@@ -30,6 +32,7 @@ use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::module;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor};
+use elu::EluBackend;
 use extension::ChannelwiseConvBackend;
 
 /// 2-D convolution with stride 1, no dilation and no bias, as in every layer of the lurz2020
@@ -70,10 +73,6 @@ pub fn uses_channelwise_kernel(
     let [out_channels, per_group, kernel_h, kernel_w] = weight.dims();
     let depthwise = groups == in_channels && out_channels == in_channels && per_group == 1;
     let single_plane = groups == 1 && in_channels == 1 && per_group == 1;
-    let on_flex = matches!(
-        x.device().as_dispatch().clone().inner(),
-        DispatchDevice::Flex(_)
-    );
     // The input gradient needs padding < kernel size (true for every conv of the core).
     let [_, _, in_h, in_w] = x.dims();
     let sizes_fit = padding[0] < kernel_h
@@ -83,7 +82,7 @@ pub fn uses_channelwise_kernel(
     (depthwise || single_plane)
         && sizes_fit
         && enabled()
-        && on_flex
+        && on_flex(x)
         && x.dtype() == DType::F32
         && weight.dtype() == DType::F32
 }
@@ -113,4 +112,22 @@ fn pointwise_conv2d(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
     filters
         .matmul(x.reshape([batch, in_channels, h * w]))
         .reshape([batch, out_channels, h, w])
+}
+
+/// ELU (α = 1): `x` where `x > 0`, else `eˣ − 1`. Fused kernel on flex (f32), burn ops elsewhere.
+pub fn elu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if enabled() && on_flex(&x) && x.dtype() == DType::F32 {
+        return Tensor::from_dispatch(<Dispatch as EluBackend>::fused_elu(x.into_dispatch()));
+    }
+    let negative = x.clone().lower_equal_scalar(0.0);
+    let exp_part = x.clone().clamp_max(0.0).exp().sub_scalar(1.0);
+    x.mask_where(negative, exp_part)
+}
+
+/// Whether `x` lives on the flex backend (directly or under autodiff).
+fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
+    matches!(
+        x.device().as_dispatch().clone().inner(),
+        DispatchDevice::Flex(_)
+    )
 }

@@ -152,3 +152,25 @@ fn results_do_not_depend_on_the_thread_count() {
         .install(compute);
     assert_eq!(one, three);
 }
+
+#[test]
+fn fused_elu_matches_burn_ops() {
+    let device = Device::flex().autodiff();
+    let data =
+        Tensor::<4>::random([2, 3, 5, 7], Distribution::Normal(0.0, 2.0), &device).into_data();
+    let probe = Tensor::<4>::random([2, 3, 5, 7], Distribution::Normal(0.0, 1.0), &device);
+    let grads_of = |f: &dyn Fn(Tensor<4>) -> Tensor<4>| {
+        let x = Tensor::<4>::from_data(data.clone(), &device).require_grad();
+        let y = f(x.clone());
+        let grads = (y.clone() * probe.clone()).sum().backward();
+        (
+            y.into_data(),
+            x.grad(&grads).expect("input gradient").into_data(),
+        )
+    };
+    let ours = grads_of(&|x| elu(x));
+    let burn = grads_of(&|x| burn::tensor::activation::elu(x, 1.0));
+    let tolerance = burn::tensor::Tolerance::<f32>::rel_abs(1e-5, 1e-6);
+    ours.0.assert_approx_eq(&burn.0, tolerance);
+    ours.1.assert_approx_eq(&burn.1, tolerance);
+}

@@ -150,9 +150,8 @@ impl ShiftedElu {
 /// ELU with α = 1: x for x > 0, exp(x) − 1 otherwise. The exponential only sees x ≤ 0, so large
 /// inputs cannot overflow it (an inf there would turn the gradient into NaN).
 pub fn elu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let negative = x.clone().lower_equal_scalar(0.0);
-    let exp_part = x.clone().clamp_max(0.0).exp().sub_scalar(1.0);
-    x.mask_where(negative, exp_part)
+    // One fused pass forward and backward on flex (cortexfit::kernels::elu).
+    crate::kernels::elu(x)
 }
 
 /// One core block.

@@ -7,8 +7,9 @@
 //! of the step time. Keeping freed memory in the heap for reuse removes that cost; the peak
 //! memory is unchanged (it is set by the largest live set, which this does not alter).
 
-/// Tells glibc to serve tensors up to its largest allowed mmap threshold (32 MiB) from the heap
-/// and to keep freed heap memory instead of returning it to the OS after every step.
+/// Tells glibc to serve every tensor from the heap (no per-allocation `mmap`; the readout's
+/// batch × channels × neurons intermediates are 87 MB, above the largest mmap threshold glibc
+/// accepts) and to keep freed heap memory instead of returning it to the OS after every step.
 ///
 /// Call once at program start, before the first tensor is allocated. Does nothing on other C
 /// libraries (musl, macOS, Windows), whose allocators behave differently.
@@ -18,6 +19,7 @@ pub fn retain_freed_memory() {
     // threads exist and with values glibc documents as valid.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
         libc::mallopt(libc::M_TOP_PAD, 64 << 20);
     }

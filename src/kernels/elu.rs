@@ -32,12 +32,56 @@ pub fn elu_values(x: &[f32]) -> Vec<f32> {
     let mut out = vec![0.0f32; x.len()];
     out.par_chunks_mut(TASK)
         .zip(x.par_chunks(TASK))
-        .for_each(|(o, x)| {
-            for (o, &v) in o.iter_mut().zip(x) {
-                *o = if v > 0.0 { v } else { v.exp_m1() };
-            }
-        });
+        .for_each(|(o, x)| elu_chunk(x, o));
     out
+}
+
+/// ELU of a chunk, compiled for AVX2 + FMA when the CPU has them (the release build targets
+/// baseline x86-64, whose 4-wide vectors would halve the throughput).
+fn elu_chunk(x: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    {
+        #[target_feature(enable = "avx2,fma")]
+        fn fast(x: &[f32], out: &mut [f32]) {
+            elu_chunk_body(x, out)
+        }
+        // SAFETY: the CPU supports the enabled target features (checked above).
+        return unsafe { fast(x, out) };
+    }
+    elu_chunk_body(x, out)
+}
+
+#[inline(always)]
+fn elu_chunk_body(x: &[f32], out: &mut [f32]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        let negative = exp_m1_nonpositive(v.min(0.0));
+        *o = if v > 0.0 { v } else { negative };
+    }
+}
+
+/// `eˣ − 1` for `x ≤ 0` without a libm call, so the loop vectorises (glibc's `expm1f` was the
+/// largest single item of a training step's profile).
+///
+/// Cephes' `expf` reduction: x = n·ln 2 + r with |r| ≤ ln 2 / 2, eʳ ≈ 1 + r + r²·P(r), and
+/// eˣ − 1 = 2ⁿ·(r + r²·P(r)) + (2ⁿ − 1), which has no cancellation near 0 (n = 0 there).
+/// Relative error ≲ 2·10⁻⁷; inputs below −87 give −1 (2ⁿ underflows to 0).
+#[inline(always)]
+fn exp_m1_nonpositive(x: f32) -> f32 {
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let x = x.max(-87.0);
+    let n = (x * LOG2_E + 0.5).floor();
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5.000_000_1e-1;
+    let two_n = f32::from_bits(((n as i32 + 127) << 23) as u32);
+    two_n * (p * r * r + r) + (two_n - 1.0)
 }
 
 /// Input gradient of ELU from its output `y` and the output gradient.
@@ -92,6 +136,26 @@ impl<C: CheckpointStrategy> EluBackend for Autodiff<Flex, C> {
                 prep.finish(y.clone(), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::fused_elu(x.into_primitive())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_m1_matches_libm() {
+        for i in 0..=20_000 {
+            let x = -(i as f32) * 0.005; // 0 … −100
+            let want = x.exp_m1();
+            let got = exp_m1_nonpositive(x);
+            let tolerance = 4e-7 * want.abs().max(1e-30) + 1e-38;
+            assert!((got - want).abs() <= tolerance, "x = {x}: {got} vs {want}");
+        }
+        for x in [-1e-3f32, -1e-6, -1e-10, -0.0] {
+            let (got, want) = (exp_m1_nonpositive(x), x.exp_m1());
+            assert!((got - want).abs() <= 4e-7 * want.abs(), "x = {x}: {got} vs {want}");
         }
     }
 }

@@ -94,7 +94,9 @@ fn kernel_depthwise(x: Tensor<4>, w: Tensor<4>) -> Tensor<4> {
     kernels::conv2d(x, w, [6, 6], CHANNELS)
 }
 fn kernel_bn_elu(x: Tensor<4>, w: Tensor<4>) -> Tensor<4> {
-    burn_bn_elu(x, w)
+    let gamma = w.reshape([CHANNELS]);
+    let beta = gamma.zeros_like();
+    kernels::elu(batch_norm_train(x, gamma, beta, 1e-5).output)
 }
 
 fn main() {
@@ -147,10 +149,11 @@ fn main() {
     );
     let only = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
     for op in &ops {
-        if let Some(filter) = &only {
-            if !op.name.contains(filter.as_str()) {
-                continue;
-            }
+        if only
+            .as_ref()
+            .is_some_and(|filter| !op.name.contains(filter.as_str()))
+        {
+            continue;
         }
         let burn_fwd = time_forward(op, &device, op.burn);
         let burn_train = time_training(op, &device, op.burn);

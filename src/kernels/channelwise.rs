@@ -395,8 +395,9 @@ fn block_portable(b: Block<'_>, rows: usize, n: usize) {
             let mut acc = b.out[r * b.out_stride + c];
             for i in 0..b.kh {
                 let row = &b.src[(r + i) * b.src_stride + c..];
-                for j in 0..b.kw {
-                    acc += b.kernel[i * b.kw + j] * row[j];
+                let taps = &b.kernel[i * b.kw..(i + 1) * b.kw];
+                for (&w, &x) in taps.iter().zip(row) {
+                    acc += w * x;
                 }
             }
             b.out[r * b.out_stride + c] = acc;
@@ -444,5 +445,53 @@ unsafe fn block_avx2<const R: usize, const N: usize>(b: Block<'_>) {
                 _mm256_storeu_ps(out.add(r * b.out_stride + n * LANES), *a);
             }
         }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// The AVX2 register blocks and the portable fallback compute the same correlation.
+    #[test]
+    fn avx2_block_matches_portable_block() {
+        if !avx2_fma() {
+            eprintln!("skipped: this CPU has no AVX2 + FMA");
+            return;
+        }
+        let (kh, kw, rows, out_stride) = (3, 5, 4, 3 * LANES);
+        let src_stride = out_stride + kw - 1;
+        let src: Vec<f32> = (0..(rows + kh - 1) * src_stride)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
+            .collect();
+        let kernel: Vec<f32> = (0..kh * kw)
+            .map(|i| ((i * 13 % 29) as f32 - 14.0) / 9.0)
+            .collect();
+        let start: Vec<f32> = (0..rows * out_stride).map(|i| (i % 7) as f32).collect();
+        let run = |out: &mut [f32], fast: bool| {
+            let block = Block {
+                src: &src,
+                src_stride,
+                kernel: &kernel,
+                kh,
+                kw,
+                out,
+                out_stride,
+            };
+            if fast {
+                // SAFETY: AVX2 + FMA checked above; the block stays inside `src` and `out`.
+                unsafe { block_avx2::<4, 3>(block) }
+            } else {
+                block_portable(block, rows, 3)
+            }
+        };
+        let mut fast = start.clone();
+        run(&mut fast, true);
+        let mut portable = start.clone();
+        run(&mut portable, false);
+        for (a, b) in fast.iter().zip(&portable) {
+            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+        }
+        assert_ne!(fast, start, "the block must change the output");
     }
 }

@@ -40,8 +40,7 @@ pub fn elu_values(x: &[f32]) -> Vec<f32> {
 /// baseline x86-64, whose 4-wide vectors would halve the throughput).
 fn elu_chunk(x: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    {
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         #[target_feature(enable = "avx2,fma")]
         fn fast(x: &[f32], out: &mut [f32]) {
             elu_chunk_body(x, out)
@@ -79,7 +78,7 @@ fn exp_m1_nonpositive(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let two_n = f32::from_bits(((n as i32 + 127) << 23) as u32);
     two_n * (p * r * r + r) + (two_n - 1.0)
 }
@@ -155,7 +154,10 @@ mod tests {
         }
         for x in [-1e-3f32, -1e-6, -1e-10, -0.0] {
             let (got, want) = (exp_m1_nonpositive(x), x.exp_m1());
-            assert!((got - want).abs() <= 4e-7 * want.abs(), "x = {x}: {got} vs {want}");
+            assert!(
+                (got - want).abs() <= 4e-7 * want.abs(),
+                "x = {x}: {got} vs {want}"
+            );
         }
     }
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Side-by-side training-step and evaluation-batch timings: cortexfit vs PyTorch/neuralpredictors.
 
-Runs, in turn and on the same machine, `cortexfit bench` (2 threads and 1 thread) and
-`bench/torch_reference.py step` in PyTorch's default and channels-last layouts (2 threads), then
-prints one table with the ratio to PyTorch's faster layout. Load average is printed before and
+Runs, in turn and on the same machine, `cortexfit bench` and `bench/torch_reference.py step` in
+PyTorch's default and channels-last layouts, each with 2 threads and 1 thread, then prints one
+table with the ratio to PyTorch's faster layout at the same thread count. Load average is printed before and
 after: on a shared machine, compare only numbers from one run.
 
     cargo build --release && python3 bench/compare.py [--steps 5] [--cortexfit target/release/cortexfit]
@@ -43,19 +43,24 @@ def main():
         rows.append((f"cortexfit ({threads} thread{'s' if threads > 1 else ''})", threads,
                      r["train_step_ms_median"], r["eval_batch_ms_median"]))
     if not args.skip_torch:
-        for layout in ("default", "channels_last"):
-            r = run_json([sys.executable, os.path.join(HERE, "torch_reference.py"), "step",
-                          "--layout", layout, "--threads", "2", "--reps", str(args.steps)])
-            rows.append((f"PyTorch {r['torch']} {layout}", 2, r["train_step_ms"], r["eval_batch_ms"]))
+        for threads in (2, 1):
+            for layout in ("default", "channels_last"):
+                r = run_json([sys.executable, os.path.join(HERE, "torch_reference.py"), "step",
+                              "--layout", layout, "--threads", str(threads),
+                              "--reps", str(args.steps)])
+                rows.append((f"PyTorch {r['torch']} {layout}", threads, r["train_step_ms"],
+                             r["eval_batch_ms"]))
     print(f"load average after: {load()}")
 
-    torch_rows = [r for r in rows if r[0].startswith("PyTorch")]
-    best_train = min((r[2] for r in torch_rows), default=None)
-    best_eval = min((r[3] for r in torch_rows), default=None)
+    # Each row is compared with PyTorch's faster layout at the same thread count.
+    def best(threads, column):
+        values = [r[column] for r in rows if r[0].startswith("PyTorch") and r[1] == threads]
+        return min(values, default=None)
     print("\nlurz2020, batch 64, 1×36×64 images, 5335 neurons; median ms (forward + backward + Adam)")
     print(f"| {'implementation':<34} | {'threads':>7} | {'train step':>10} | {'eval batch':>10} | {'train ÷ best PyTorch':>20} | {'eval ÷ best PyTorch':>19} |")
     print(f"|{'-' * 36}|{'-' * 9}|{'-' * 12}|{'-' * 12}|{'-' * 22}|{'-' * 21}|")
     for name, threads, train, evaluation in rows:
+        best_train, best_eval = best(threads, 2), best(threads, 3)
         rt = f"{train / best_train:.2f}×" if best_train else "–"
         re = f"{evaluation / best_eval:.2f}×" if best_eval else "–"
         print(f"| {name:<34} | {threads:>7} | {train:>10.1f} | {evaluation:>10.1f} | {rt:>20} | {re:>19} |")

@@ -64,6 +64,12 @@ impl Conv2d {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        if self.bias.is_none() && self.dilation == 1 {
+            // cortexfit's kernels (depthwise and single-input-channel convs on flex; burn's
+            // conv2d for everything else).
+            let padding = [self.padding, self.padding];
+            return crate::kernels::conv2d(x, self.weight.val(), padding, self.groups);
+        }
         let options = ConvOptions::new(
             [1, 1],
             [self.padding, self.padding],
@@ -144,9 +150,8 @@ impl ShiftedElu {
 /// ELU with α = 1: x for x > 0, exp(x) − 1 otherwise. The exponential only sees x ≤ 0, so large
 /// inputs cannot overflow it (an inf there would turn the gradient into NaN).
 pub fn elu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let negative = x.clone().lower_equal_scalar(0.0);
-    let exp_part = x.clone().clamp_max(0.0).exp().sub_scalar(1.0);
-    x.mask_where(negative, exp_part)
+    // One fused pass forward and backward on flex (cortexfit::kernels::elu).
+    crate::kernels::elu(x)
 }
 
 /// One core block.

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Side-by-side training-step and evaluation-batch timings: cortexfit vs PyTorch/neuralpredictors.
+
+Runs, in turn and on the same machine, `cortexfit bench` and `bench/torch_reference.py step` in
+PyTorch's default and channels-last layouts, each with 2 threads and 1 thread, then prints one
+table with the ratio to PyTorch's faster layout at the same thread count. Load average is printed before and
+after: on a shared machine, compare only numbers from one run.
+
+    cargo build --release && python3 bench/compare.py [--steps 5] [--cortexfit target/release/cortexfit]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def load():
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def run_json(cmd, env=None):
+    print("$", " ".join(cmd), file=sys.stderr, flush=True)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default_bin = os.environ.get("CARGO_TARGET_DIR", os.path.join(HERE, "..", "target"))
+    parser.add_argument("--cortexfit", default=os.path.join(default_bin, "release", "cortexfit"))
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--skip-torch", action="store_true", help="only time cortexfit")
+    args = parser.parse_args()
+
+    print(f"load average before: {load()}")
+    rows = []
+    for threads in (2, 1):
+        r = run_json([args.cortexfit, "bench", "--preset", "lurz2020", "--threads", str(threads),
+                      "--steps", str(args.steps), "--warmup", "1"])
+        rows.append((f"cortexfit ({threads} thread{'s' if threads > 1 else ''})", threads,
+                     r["train_step_ms_median"], r["eval_batch_ms_median"]))
+    if not args.skip_torch:
+        for threads in (2, 1):
+            for layout in ("default", "channels_last"):
+                r = run_json([sys.executable, os.path.join(HERE, "torch_reference.py"), "step",
+                              "--layout", layout, "--threads", str(threads),
+                              "--reps", str(args.steps)])
+                rows.append((f"PyTorch {r['torch']} {layout}", threads, r["train_step_ms"],
+                             r["eval_batch_ms"]))
+    print(f"load average after: {load()}")
+
+    # Each row is compared with PyTorch's faster layout at the same thread count.
+    def best(threads, column):
+        values = [r[column] for r in rows if r[0].startswith("PyTorch") and r[1] == threads]
+        return min(values, default=None)
+    print("\nlurz2020, batch 64, 1×36×64 images, 5335 neurons; median ms (forward + backward + Adam)")
+    print(f"| {'implementation':<34} | {'threads':>7} | {'train step':>10} | {'eval batch':>10} | {'train ÷ best PyTorch':>20} | {'eval ÷ best PyTorch':>19} |")
+    print(f"|{'-' * 36}|{'-' * 9}|{'-' * 12}|{'-' * 12}|{'-' * 22}|{'-' * 21}|")
+    for name, threads, train, evaluation in rows:
+        best_train, best_eval = best(threads, 2), best(threads, 3)
+        rt = f"{train / best_train:.2f}×" if best_train else "–"
+        re = f"{evaluation / best_eval:.2f}×" if best_eval else "–"
+        print(f"| {name:<34} | {threads:>7} | {train:>10.1f} | {evaluation:>10.1f} | {rt:>20} | {re:>19} |")
+    one = next(r for r in rows if r[1] == 1)
+    two = rows[0]
+    print(f"\ncortexfit 2-thread speed-up over 1 thread: {one[2] / two[2]:.2f}× (train), "
+          f"{one[3] / two[3]:.2f}× (eval)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,497 @@
+//! Direct CPU loops for *channel-wise* 2-D convolutions: every output channel `c` is one k×k
+//! filter applied to one input plane, either its own channel `c` (the depthwise 13×13 convs of
+//! the lurz2020 core) or the single shared image plane (the 1→64 15×15 input conv).
+//!
+//! These convolutions have almost no reuse across channels, so im2col + matrix multiply (burn's
+//! generic path, and its backward through transposed / grouped convolutions) spends its time
+//! copying patches. Here all three passes are one operation, a 2-D cross-correlation of a
+//! zero-padded plane with a small kernel ([`correlate`]):
+//! - forward: the padded input plane with the filter;
+//! - input gradient: the padded output gradient with the flipped filter;
+//! - filter gradient: the padded input plane with the output gradient as the "kernel".
+//!
+//! [`correlate`] keeps a block of rows × 8-lane column chunks of the result in registers while it
+//! runs over the taps (one broadcast and one unaligned load + fused multiply-add per chunk), so
+//! it runs near the CPU's multiply-add throughput instead of its load/store throughput. Work is
+//! split over independent planes with rayon, and every sum runs in a fixed order: results do not
+//! depend on the thread count.
+//!
+//! Stride 1, no dilation, zero padding, f32, contiguous NCHW slices.
+
+use rayon::prelude::*;
+
+/// Sizes of one channel-wise convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelwiseShape {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Output channels (= filters).
+    pub channels: usize,
+    /// Whether every filter reads the single input plane (`x` has 1 channel) instead of its own
+    /// channel (`x` has `channels` channels).
+    pub shared_input: bool,
+    /// Input height and width.
+    pub in_h: usize,
+    pub in_w: usize,
+    /// Filter height and width.
+    pub kernel_h: usize,
+    pub kernel_w: usize,
+    /// Zero padding added on each side (top/bottom, left/right).
+    pub pad_h: usize,
+    pub pad_w: usize,
+}
+
+impl ChannelwiseShape {
+    /// Output height (stride 1).
+    pub fn out_h(&self) -> usize {
+        self.in_h + 2 * self.pad_h + 1 - self.kernel_h
+    }
+    /// Output width (stride 1).
+    pub fn out_w(&self) -> usize {
+        self.in_w + 2 * self.pad_w + 1 - self.kernel_w
+    }
+    /// Channels of the input tensor.
+    pub fn in_channels(&self) -> usize {
+        if self.shared_input { 1 } else { self.channels }
+    }
+    fn in_plane(&self) -> usize {
+        self.in_h * self.in_w
+    }
+    fn out_plane(&self) -> usize {
+        self.out_h() * self.out_w()
+    }
+    fn taps(&self) -> usize {
+        self.kernel_h * self.kernel_w
+    }
+    /// Index of the input plane read by output plane (`b`, `c`).
+    fn input_plane_index(&self, b: usize, c: usize) -> usize {
+        if self.shared_input {
+            b
+        } else {
+            b * self.channels + c
+        }
+    }
+}
+
+/// f32 lanes of one AVX register: results are computed in chunks of this many columns.
+const LANES: usize = 8;
+
+fn chunks(columns: usize) -> usize {
+    columns.div_ceil(LANES)
+}
+
+/// Scratch layout for one plane: the zero-padded input (forward and filter gradient) or output
+/// gradient (input gradient), with row stride wide enough for every full-chunk read.
+struct Padded {
+    rows: usize,
+    stride: usize,
+    top: usize,
+    left: usize,
+}
+
+impl Padded {
+    /// Copies the `h × w` plane `src` into `buf` at (`top`, `left`), zero elsewhere.
+    fn fill(&self, src: &[f32], h: usize, w: usize, buf: &mut Vec<f32>) {
+        buf.clear();
+        buf.resize(self.rows * self.stride, 0.0);
+        for (r, row) in src.chunks_exact(w).take(h).enumerate() {
+            let at = (r + self.top) * self.stride + self.left;
+            buf[at..at + w].copy_from_slice(row);
+        }
+    }
+}
+
+impl ChannelwiseShape {
+    /// The padded input plane, wide enough for the forward pass and the filter gradient.
+    fn padded_input(&self) -> Padded {
+        Padded {
+            rows: self.in_h + 2 * self.pad_h,
+            stride: (chunks(self.out_w()) * LANES + self.kernel_w - 1)
+                .max(chunks(self.kernel_w) * LANES + self.out_w() - 1),
+            top: self.pad_h,
+            left: self.pad_w,
+        }
+    }
+    /// The output gradient padded for a full correlation with the flipped filter.
+    fn padded_grad(&self) -> Padded {
+        Padded {
+            rows: self.in_h + self.kernel_h - 1,
+            stride: chunks(self.in_w) * LANES + self.kernel_w - 1,
+            top: self.kernel_h - 1 - self.pad_h,
+            left: self.kernel_w - 1 - self.pad_w,
+        }
+    }
+    /// Whether the padding is smaller than the filter (needed by the input gradient).
+    pub fn is_supported(&self) -> bool {
+        self.pad_h < self.kernel_h
+            && self.pad_w < self.kernel_w
+            && self.in_h + 2 * self.pad_h >= self.kernel_h
+            && self.in_w + 2 * self.pad_w >= self.kernel_w
+    }
+}
+
+/// Forward pass: `out[b,c] = Σ_taps w[c,kh,kw] · x[b, c|0, oh+kh-pad_h, ow+kw-pad_w]`.
+///
+/// `x`: `[batch, in_channels, in_h, in_w]`, `weight`: `[channels, 1, kernel_h, kernel_w]`,
+/// returns `[batch, channels, out_h, out_w]`.
+pub fn forward(shape: &ChannelwiseShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    assert!(
+        shape.is_supported(),
+        "unsupported channel-wise conv {shape:?}"
+    );
+    assert_eq!(
+        x.len(),
+        shape.batch * shape.in_channels() * shape.in_plane()
+    );
+    assert_eq!(weight.len(), shape.channels * shape.taps());
+    let (out_h, out_w) = (shape.out_h(), shape.out_w());
+    let out_stride = chunks(out_w) * LANES;
+    let padded = shape.padded_input();
+    let mut out = vec![0.0f32; shape.batch * shape.channels * shape.out_plane()];
+    out.par_chunks_mut(shape.out_plane())
+        .enumerate()
+        .for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(x_pad, acc), (bc, out_plane)| {
+                let (b, c) = (bc / shape.channels, bc % shape.channels);
+                let plane = shape.input_plane_index(b, c) * shape.in_plane();
+                padded.fill(
+                    &x[plane..plane + shape.in_plane()],
+                    shape.in_h,
+                    shape.in_w,
+                    x_pad,
+                );
+                acc.clear();
+                acc.resize(out_h * out_stride, 0.0);
+                let w = &weight[c * shape.taps()..(c + 1) * shape.taps()];
+                correlate::<2>(
+                    x_pad,
+                    padded.stride,
+                    w,
+                    shape.kernel_h,
+                    shape.kernel_w,
+                    acc,
+                    out_stride,
+                    out_h,
+                );
+                for (dst, src) in out_plane
+                    .chunks_exact_mut(out_w)
+                    .zip(acc.chunks_exact(out_stride))
+                {
+                    dst.copy_from_slice(&src[..out_w]);
+                }
+            },
+        );
+    out
+}
+
+/// Gradient of the loss with respect to `x`, given `grad_out` (`[batch, channels, out_h, out_w]`).
+///
+/// For a shared input plane the contributions of all filters are summed (in channel order).
+pub fn input_grad(shape: &ChannelwiseShape, weight: &[f32], grad_out: &[f32]) -> Vec<f32> {
+    assert!(
+        shape.is_supported(),
+        "unsupported channel-wise conv {shape:?}"
+    );
+    assert_eq!(
+        grad_out.len(),
+        shape.batch * shape.channels * shape.out_plane()
+    );
+    assert_eq!(weight.len(), shape.channels * shape.taps());
+    let (in_h, in_w) = (shape.in_h, shape.in_w);
+    let acc_stride = chunks(in_w) * LANES;
+    let padded = shape.padded_grad();
+    // The input gradient correlates with the filters rotated by 180°.
+    let flipped: Vec<f32> = weight
+        .chunks_exact(shape.taps())
+        .flat_map(|w| w.iter().rev().copied())
+        .collect();
+    let mut grad_x = vec![0.0f32; shape.batch * shape.in_channels() * shape.in_plane()];
+    grad_x
+        .par_chunks_mut(shape.in_plane())
+        .enumerate()
+        .for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(g_pad, acc), (plane, gx)| {
+                let (b, channels) = if shape.shared_input {
+                    (plane, 0..shape.channels)
+                } else {
+                    let c = plane % shape.channels;
+                    (plane / shape.channels, c..c + 1)
+                };
+                acc.clear();
+                acc.resize(in_h * acc_stride, 0.0);
+                for c in channels {
+                    let g0 = (b * shape.channels + c) * shape.out_plane();
+                    let g = &grad_out[g0..g0 + shape.out_plane()];
+                    padded.fill(g, shape.out_h(), shape.out_w(), g_pad);
+                    let w = &flipped[c * shape.taps()..(c + 1) * shape.taps()];
+                    correlate::<2>(
+                        g_pad,
+                        padded.stride,
+                        w,
+                        shape.kernel_h,
+                        shape.kernel_w,
+                        acc,
+                        acc_stride,
+                        in_h,
+                    );
+                }
+                for (dst, src) in gx.chunks_exact_mut(in_w).zip(acc.chunks_exact(acc_stride)) {
+                    dst.copy_from_slice(&src[..in_w]);
+                }
+            },
+        );
+    grad_x
+}
+
+/// Gradient of the loss with respect to the filters (`[channels, 1, kernel_h, kernel_w]`).
+///
+/// One task per filter sums over the whole batch, so the result is the same for any number of
+/// threads.
+pub fn weight_grad(shape: &ChannelwiseShape, x: &[f32], grad_out: &[f32]) -> Vec<f32> {
+    assert!(
+        shape.is_supported(),
+        "unsupported channel-wise conv {shape:?}"
+    );
+    assert_eq!(
+        x.len(),
+        shape.batch * shape.in_channels() * shape.in_plane()
+    );
+    assert_eq!(
+        grad_out.len(),
+        shape.batch * shape.channels * shape.out_plane()
+    );
+    let (kernel_h, kernel_w) = (shape.kernel_h, shape.kernel_w);
+    let acc_stride = chunks(kernel_w) * LANES;
+    let padded = shape.padded_input();
+    let mut grad_w = vec![0.0f32; shape.channels * shape.taps()];
+    grad_w
+        .par_chunks_mut(shape.taps())
+        .enumerate()
+        .for_each(|(c, gw)| {
+            let mut x_pad = Vec::new();
+            let mut acc = vec![0.0f32; kernel_h * acc_stride];
+            for b in 0..shape.batch {
+                let plane = shape.input_plane_index(b, c) * shape.in_plane();
+                padded.fill(
+                    &x[plane..plane + shape.in_plane()],
+                    shape.in_h,
+                    shape.in_w,
+                    &mut x_pad,
+                );
+                let g0 = (b * shape.channels + c) * shape.out_plane();
+                let g = &grad_out[g0..g0 + shape.out_plane()];
+                // The output gradient plays the filter: Σ_{oh,ow} g[oh,ow] · x_pad[kh+oh, kw+ow].
+                correlate::<4>(
+                    &x_pad,
+                    padded.stride,
+                    g,
+                    shape.out_h(),
+                    shape.out_w(),
+                    &mut acc,
+                    acc_stride,
+                    kernel_h,
+                );
+            }
+            for (dst, src) in gw
+                .chunks_exact_mut(kernel_w)
+                .zip(acc.chunks_exact(acc_stride))
+            {
+                dst.copy_from_slice(&src[..kernel_w]);
+            }
+        });
+    grad_w
+}
+
+/// `out[r, c] += Σ_{i<kh, j<kw} kernel[i·kw + j] · src[r + i, c + j]` for `r < out_rows` and all
+/// `c < out_stride` (a multiple of 8), with row strides `src_stride` and `out_stride`.
+///
+/// Works on blocks of `ROWS` rows × up to 4 chunks of 8 columns held in registers.
+#[allow(clippy::too_many_arguments)]
+fn correlate<const ROWS: usize>(
+    src: &[f32],
+    src_stride: usize,
+    kernel: &[f32],
+    kh: usize,
+    kw: usize,
+    out: &mut [f32],
+    out_stride: usize,
+    out_rows: usize,
+) {
+    assert_eq!(out_stride % LANES, 0);
+    assert_eq!(kernel.len(), kh * kw);
+    assert!(out.len() >= out_rows * out_stride);
+    // Every read is inside `src`: rows up to out_rows + kh − 1, columns up to out_stride + kw − 1.
+    assert!(out_stride + kw - 1 <= src_stride);
+    assert!(src.len() >= (out_rows + kh - 1) * src_stride);
+    let fast = avx2_fma();
+    let total_chunks = out_stride / LANES;
+    let mut r = 0;
+    while r < out_rows {
+        let rows = if out_rows - r >= ROWS { ROWS } else { 1 };
+        let mut chunk = 0;
+        while chunk < total_chunks {
+            let n = (total_chunks - chunk).min(4);
+            let src_at = r * src_stride + chunk * LANES;
+            let out_at = r * out_stride + chunk * LANES;
+            let args = Block {
+                src: &src[src_at..],
+                src_stride,
+                kernel,
+                kh,
+                kw,
+                out: &mut out[out_at..],
+                out_stride,
+            };
+            // SAFETY (all arms): the asserts above bound every access of the block; the AVX2
+            // arms run only on CPUs that have AVX2 and FMA.
+            unsafe {
+                match (rows == ROWS, n, fast) {
+                    (true, 4, true) => block_avx2::<ROWS, 4>(args),
+                    (true, 3, true) => block_avx2::<ROWS, 3>(args),
+                    (true, 2, true) => block_avx2::<ROWS, 2>(args),
+                    (true, _, true) => block_avx2::<ROWS, 1>(args),
+                    (false, 4, true) => block_avx2::<1, 4>(args),
+                    (false, 3, true) => block_avx2::<1, 3>(args),
+                    (false, 2, true) => block_avx2::<1, 2>(args),
+                    (false, _, true) => block_avx2::<1, 1>(args),
+                    (true, _, false) => block_portable(args, ROWS, n),
+                    (false, _, false) => block_portable(args, 1, n),
+                }
+            }
+            chunk += n;
+        }
+        r += rows;
+    }
+}
+
+/// Operands of one register block, positioned at its top-left corner.
+struct Block<'a> {
+    src: &'a [f32],
+    src_stride: usize,
+    kernel: &'a [f32],
+    kh: usize,
+    kw: usize,
+    out: &'a mut [f32],
+    out_stride: usize,
+}
+
+fn avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Plain-Rust block for CPUs without AVX2 + FMA (same arithmetic, unfused).
+fn block_portable(b: Block<'_>, rows: usize, n: usize) {
+    for r in 0..rows {
+        for c in 0..n * LANES {
+            let mut acc = b.out[r * b.out_stride + c];
+            for i in 0..b.kh {
+                let row = &b.src[(r + i) * b.src_stride + c..];
+                let taps = &b.kernel[i * b.kw..(i + 1) * b.kw];
+                for (&w, &x) in taps.iter().zip(row) {
+                    acc += w * x;
+                }
+            }
+            b.out[r * b.out_stride + c] = acc;
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn block_avx2<const R: usize, const N: usize>(_: Block<'_>) {
+    unreachable!("AVX2 is never detected off x86-64")
+}
+
+/// `R` rows × `N` chunks of 8 accumulators in AVX registers; per tap one broadcast of the
+/// kernel value and `R·N` unaligned loads + fused multiply-adds.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA, and `b` must satisfy [`correlate`]'s bounds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn block_avx2<const R: usize, const N: usize>(b: Block<'_>) {
+    use std::arch::x86_64::*;
+    let src = b.src.as_ptr();
+    let out = b.out.as_mut_ptr();
+    let mut acc = [[_mm256_setzero_ps(); N]; R];
+    // SAFETY: every offset below is within the bounds asserted by `correlate`.
+    unsafe {
+        for (r, row) in acc.iter_mut().enumerate() {
+            for (n, a) in row.iter_mut().enumerate() {
+                *a = _mm256_loadu_ps(out.add(r * b.out_stride + n * LANES));
+            }
+        }
+        for i in 0..b.kh {
+            for j in 0..b.kw {
+                let w = _mm256_set1_ps(*b.kernel.get_unchecked(i * b.kw + j));
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let s = src.add((r + i) * b.src_stride + j);
+                    for (n, a) in row.iter_mut().enumerate() {
+                        *a = _mm256_fmadd_ps(w, _mm256_loadu_ps(s.add(n * LANES)), *a);
+                    }
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (n, a) in row.iter().enumerate() {
+                _mm256_storeu_ps(out.add(r * b.out_stride + n * LANES), *a);
+            }
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// The AVX2 register blocks and the portable fallback compute the same correlation.
+    #[test]
+    fn avx2_block_matches_portable_block() {
+        if !avx2_fma() {
+            eprintln!("skipped: this CPU has no AVX2 + FMA");
+            return;
+        }
+        let (kh, kw, rows, out_stride) = (3, 5, 4, 3 * LANES);
+        let src_stride = out_stride + kw - 1;
+        let src: Vec<f32> = (0..(rows + kh - 1) * src_stride)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
+            .collect();
+        let kernel: Vec<f32> = (0..kh * kw)
+            .map(|i| ((i * 13 % 29) as f32 - 14.0) / 9.0)
+            .collect();
+        let start: Vec<f32> = (0..rows * out_stride).map(|i| (i % 7) as f32).collect();
+        let run = |out: &mut [f32], fast: bool| {
+            let block = Block {
+                src: &src,
+                src_stride,
+                kernel: &kernel,
+                kh,
+                kw,
+                out,
+                out_stride,
+            };
+            if fast {
+                // SAFETY: AVX2 + FMA checked above; the block stays inside `src` and `out`.
+                unsafe { block_avx2::<4, 3>(block) }
+            } else {
+                block_portable(block, rows, 3)
+            }
+        };
+        let mut fast = start.clone();
+        run(&mut fast, true);
+        let mut portable = start.clone();
+        run(&mut portable, false);
+        for (a, b) in fast.iter().zip(&portable) {
+            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+        }
+        assert_ne!(fast, start, "the block must change the output");
+    }
+}

@@ -1,0 +1,133 @@
+//! Faster CPU kernels for the operations that dominate training the lurz2020 core on burn's
+//! flex backend, plugged into burn through its backend-extension mechanism (so they work on
+//! `Tensor<D>` on a flex or autodiff-flex device, with gradients).
+//!
+//! - [`channelwise`]: direct, vectorised loops for convolutions where each output channel reads
+//!   one input plane — the depthwise 13×13 hidden convs and the 1→64 15×15 input conv —
+//!   forward and backward. burn runs their backward through grouped / transposed convolutions
+//!   built from im2col, which is several times slower at these shapes.
+//!
+//! - 1×1 convolutions become a batched matrix product (burn's matmul, whose backward is two
+//!   more matrix products instead of a transposed convolution).
+//!
+//! - [`elu`]: ELU as one fused pass forward and backward instead of five burn ops each.
+//! - [`memory`]: allocator settings that keep freed activation buffers for reuse instead of
+//!   returning them to the OS after every step (the largest single saving).
+//!
+//! [`conv2d`] is the entry point the model uses: it takes the fast path where it applies and
+//! falls back to burn's `conv2d` everywhere else (other shapes, dtypes or devices), so callers
+//! never need to know which one ran. `benches/kernels.rs` times both side by side, and setting
+//! the environment variable `CORTEXFIT_KERNELS=burn` turns the fast paths off (to time burn's
+//! own implementation of a whole model, e.g. `CORTEXFIT_KERNELS=burn cortexfit bench`).
+
+pub mod channelwise;
+pub mod elu;
+pub mod extension;
+pub mod memory;
+
+#[cfg(test)]
+mod tests;
+
+use burn::backend::{Dispatch, DispatchDevice};
+use burn::tensor::module;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Tensor};
+use elu::EluBackend;
+use extension::ChannelwiseConvBackend;
+
+/// 2-D convolution with stride 1, no dilation and no bias, as in every layer of the lurz2020
+/// core: `x` `[batch, in_channels, h, w]`, `weight` `[out_channels, in_channels / groups, kh, kw]`,
+/// symmetric zero `padding` `[top/bottom, left/right]`.
+///
+/// Uses cortexfit's channel-wise kernels on flex for depthwise convs (`groups == in_channels ==
+/// out_channels`) and for convs from a single input channel; burn's `conv2d` otherwise.
+pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, padding: [usize; 2], groups: usize) -> Tensor<4> {
+    if uses_channelwise_kernel(&x, &weight, padding, groups) {
+        let out = <Dispatch as ChannelwiseConvBackend>::channelwise_conv2d(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            padding[0],
+            padding[1],
+        );
+        return Tensor::from_dispatch(out);
+    }
+    if is_pointwise(&weight, padding, groups) && enabled() {
+        return pointwise_conv2d(x, weight);
+    }
+    module::conv2d(
+        x,
+        weight,
+        None,
+        ConvOptions::new([1, 1], padding, [1, 1], groups),
+    )
+}
+
+/// Whether [`conv2d`] takes the channel-wise fast path for these operands.
+pub fn uses_channelwise_kernel(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    padding: [usize; 2],
+    groups: usize,
+) -> bool {
+    let [_, in_channels, _, _] = x.dims();
+    let [out_channels, per_group, kernel_h, kernel_w] = weight.dims();
+    let depthwise = groups == in_channels && out_channels == in_channels && per_group == 1;
+    let single_plane = groups == 1 && in_channels == 1 && per_group == 1;
+    // The input gradient needs padding < kernel size (true for every conv of the core).
+    let [_, _, in_h, in_w] = x.dims();
+    let sizes_fit = padding[0] < kernel_h
+        && padding[1] < kernel_w
+        && in_h + 2 * padding[0] >= kernel_h
+        && in_w + 2 * padding[1] >= kernel_w;
+    (depthwise || single_plane)
+        && sizes_fit
+        && enabled()
+        && on_flex(x)
+        && x.dtype() == DType::F32
+        && weight.dtype() == DType::F32
+}
+
+/// Environment variable that, set to `burn`, makes [`conv2d`] always use burn's own `conv2d`.
+pub const KERNELS_ENV: &str = "CORTEXFIT_KERNELS";
+
+/// Whether the fast kernels are on (read once from [`KERNELS_ENV`]).
+fn enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var(KERNELS_ENV).map_or(true, |v| v != "burn"))
+}
+
+/// Whether `weight` is an ungrouped 1×1 filter bank without padding.
+fn is_pointwise(weight: &Tensor<4>, padding: [usize; 2], groups: usize) -> bool {
+    let [_, _, kernel_h, kernel_w] = weight.dims();
+    kernel_h == 1 && kernel_w == 1 && padding == [0, 0] && groups == 1
+}
+
+/// 1×1 convolution as one batched matrix product, `out[b] = W · x[b]` with `x[b]` viewed as
+/// `[in_channels, h·w]`: burn's conv backward for 1×1 filters goes through a transposed
+/// convolution and im2col, while matmul's backward is two more matrix products.
+fn pointwise_conv2d(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
+    let [batch, in_channels, h, w] = x.dims();
+    let [out_channels, _, _, _] = weight.dims();
+    let filters = weight.reshape([1, out_channels, in_channels]);
+    filters
+        .matmul(x.reshape([batch, in_channels, h * w]))
+        .reshape([batch, out_channels, h, w])
+}
+
+/// ELU (α = 1): `x` where `x > 0`, else `eˣ − 1`. Fused kernel on flex (f32), burn ops elsewhere.
+pub fn elu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if enabled() && on_flex(&x) && x.dtype() == DType::F32 {
+        return Tensor::from_dispatch(<Dispatch as EluBackend>::fused_elu(x.into_dispatch()));
+    }
+    let negative = x.clone().lower_equal_scalar(0.0);
+    let exp_part = x.clone().clamp_max(0.0).exp().sub_scalar(1.0);
+    x.mask_where(negative, exp_part)
+}
+
+/// Whether `x` lives on the flex backend (directly or under autodiff).
+fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
+    matches!(
+        x.device().as_dispatch().clone().inner(),
+        DispatchDevice::Flex(_)
+    )
+}

@@ -1,0 +1,176 @@
+//! The fast kernels must give burn's own results, forward and backward.
+
+use super::*;
+use burn::tensor::{Device, Distribution, TensorData};
+
+/// Output, input gradient and filter gradient of `conv` for `loss = Σ out · probe`.
+fn run(
+    conv: impl Fn(Tensor<4>, Tensor<4>) -> Tensor<4>,
+    x: &TensorData,
+    w: &TensorData,
+    probe: &TensorData,
+) -> (TensorData, TensorData, TensorData) {
+    let device = Device::flex().autodiff();
+    let x = Tensor::<4>::from_data(x.clone(), &device).require_grad();
+    let w = Tensor::<4>::from_data(w.clone(), &device).require_grad();
+    let out = conv(x.clone(), w.clone());
+    let probe = Tensor::<4>::from_data(probe.clone(), &device);
+    let grads = (out.clone() * probe).sum().backward();
+    (
+        out.into_data(),
+        x.grad(&grads).expect("input gradient").into_data(),
+        w.grad(&grads).expect("filter gradient").into_data(),
+    )
+}
+
+fn assert_matches_burn(
+    x_shape: [usize; 4],
+    w_shape: [usize; 4],
+    padding: [usize; 2],
+    groups: usize,
+) {
+    let device = Device::flex();
+    let x = Tensor::<4>::random(x_shape, Distribution::Normal(0.0, 1.0), &device).into_data();
+    let w = Tensor::<4>::random(w_shape, Distribution::Normal(0.0, 0.2), &device).into_data();
+    let options = ConvOptions::new([1, 1], padding, [1, 1], groups);
+    let out_shape = module::conv2d(
+        Tensor::from_data(x.clone(), &device),
+        Tensor::from_data(w.clone(), &device),
+        None,
+        options.clone(),
+    )
+    .dims();
+    let probe = Tensor::<4>::random(out_shape, Distribution::Normal(0.0, 1.0), &device).into_data();
+
+    let x_t = Tensor::<4>::from_data(x.clone(), &device);
+    let w_t = Tensor::<4>::from_data(w.clone(), &device);
+    assert!(
+        uses_channelwise_kernel(&x_t, &w_t, padding, groups),
+        "fast path not taken"
+    );
+
+    let ours = run(|x, w| conv2d(x, w, padding, groups), &x, &w, &probe);
+    let burn = run(
+        |x, w| module::conv2d(x, w, None, options.clone()),
+        &x,
+        &w,
+        &probe,
+    );
+    let tolerance = burn::tensor::Tolerance::<f32>::rel_abs(1e-4, 1e-4);
+    ours.0.assert_approx_eq(&burn.0, tolerance);
+    ours.1.assert_approx_eq(&burn.1, tolerance);
+    ours.2.assert_approx_eq(&burn.2, tolerance);
+}
+
+#[test]
+fn depthwise_same_padding_matches_burn() {
+    // The lurz2020 hidden layers' shape, scaled down: 13×13 filters, padding 6.
+    assert_matches_burn([3, 5, 11, 17], [5, 1, 13, 13], [6, 6], 5);
+}
+
+#[test]
+fn depthwise_asymmetric_kernel_and_padding_matches_burn() {
+    assert_matches_burn([2, 4, 9, 7], [4, 1, 3, 5], [1, 0], 4);
+}
+
+#[test]
+fn single_input_plane_valid_conv_matches_burn() {
+    // The lurz2020 input layer's shape, scaled down: one image plane, 15×15, no padding.
+    assert_matches_burn([3, 1, 20, 24], [6, 1, 15, 15], [0, 0], 1);
+}
+
+#[test]
+fn pointwise_matches_burn() {
+    let device = Device::flex();
+    let x = Tensor::<4>::random([3, 5, 4, 6], Distribution::Normal(0.0, 1.0), &device).into_data();
+    let w = Tensor::<4>::random([7, 5, 1, 1], Distribution::Normal(0.0, 0.3), &device).into_data();
+    let probe =
+        Tensor::<4>::random([3, 7, 4, 6], Distribution::Normal(0.0, 1.0), &device).into_data();
+    let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+    let ours = run(|x, w| conv2d(x, w, [0, 0], 1), &x, &w, &probe);
+    let burn = run(
+        |x, w| module::conv2d(x, w, None, options.clone()),
+        &x,
+        &w,
+        &probe,
+    );
+    let tolerance = burn::tensor::Tolerance::<f32>::rel_abs(1e-4, 1e-4);
+    ours.0.assert_approx_eq(&burn.0, tolerance);
+    ours.1.assert_approx_eq(&burn.1, tolerance);
+    ours.2.assert_approx_eq(&burn.2, tolerance);
+}
+
+#[test]
+fn other_convolutions_fall_back_to_burn() {
+    let device = Device::flex();
+    let x = Tensor::<4>::random([2, 4, 5, 5], Distribution::Normal(0.0, 1.0), &device);
+    let w = Tensor::<4>::random([6, 2, 3, 3], Distribution::Normal(0.0, 1.0), &device);
+    assert!(!uses_channelwise_kernel(&x, &w, [1, 1], 2));
+    let ours = conv2d(x.clone(), w.clone(), [1, 1], 2).into_data();
+    let burn = module::conv2d(x, w, None, ConvOptions::new([1, 1], [1, 1], [1, 1], 2)).into_data();
+    ours.assert_eq(&burn, true);
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let shape = channelwise::ChannelwiseShape {
+        batch: 4,
+        channels: 3,
+        shared_input: false,
+        in_h: 8,
+        in_w: 9,
+        kernel_h: 5,
+        kernel_w: 5,
+        pad_h: 2,
+        pad_w: 2,
+    };
+    let x: Vec<f32> = (0..4 * 3 * 72)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
+        .collect();
+    let w: Vec<f32> = (0..3 * 25)
+        .map(|i| ((i * 13 % 29) as f32 - 14.0) / 9.0)
+        .collect();
+    let g: Vec<f32> = (0..4 * 3 * 72)
+        .map(|i| ((i * 7 % 23) as f32 - 11.0) / 5.0)
+        .collect();
+    let compute = || {
+        (
+            channelwise::forward(&shape, &x, &w),
+            channelwise::input_grad(&shape, &w, &g),
+            channelwise::weight_grad(&shape, &x, &g),
+        )
+    };
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap()
+        .install(compute);
+    let three = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap()
+        .install(compute);
+    assert_eq!(one, three);
+}
+
+#[test]
+fn fused_elu_matches_burn_ops() {
+    let device = Device::flex().autodiff();
+    let data =
+        Tensor::<4>::random([2, 3, 5, 7], Distribution::Normal(0.0, 2.0), &device).into_data();
+    let probe = Tensor::<4>::random([2, 3, 5, 7], Distribution::Normal(0.0, 1.0), &device);
+    let grads_of = |f: &dyn Fn(Tensor<4>) -> Tensor<4>| {
+        let x = Tensor::<4>::from_data(data.clone(), &device).require_grad();
+        let y = f(x.clone());
+        let grads = (y.clone() * probe.clone()).sum().backward();
+        (
+            y.into_data(),
+            x.grad(&grads).expect("input gradient").into_data(),
+        )
+    };
+    let ours = grads_of(&|x| elu(x));
+    let burn = grads_of(&|x| burn::tensor::activation::elu(x, 1.0));
+    let tolerance = burn::tensor::Tolerance::<f32>::rel_abs(1e-5, 1e-6);
+    ours.0.assert_approx_eq(&burn.0, tolerance);
+    ours.1.assert_approx_eq(&burn.1, tolerance);
+}

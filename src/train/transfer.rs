@@ -4,7 +4,7 @@
 //!
 //! A transferred run is an ordinary run directory (config, checkpoints, log, summary) that
 //! `cortexfit evaluate`, `predict` and `train --resume` read like any other. Its `config.toml`
-//! holds the source run's model and trainer settings, the new data, `trainer.detach_core = true`
+//! holds the source run's model and trainer settings, the new data, `model.detach_core = true`
 //! and a `[transfer]` section naming the core it starts from; the core's weights are copied into
 //! the run directory (`transferred_core.safetensors`), so the run does not depend on the source
 //! run staying where it was.

@@ -11,7 +11,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::model::core::{BatchNormMode, CoreConfig, CoreConfigError, elu};
-use crate::model::goal_directed::{EncoderCore, GoalDirectedCoreConfig};
+use crate::model::encoder_core::EncoderCore;
+use crate::model::goal_directed::GoalDirectedCoreConfig;
 use crate::model::modulator::{Modulator, ModulatorConfig};
 use crate::model::readout::{MultiReadout, ReadoutConfig, ReadoutError, ReadoutInput};
 use crate::model::shifter::{Shifter, ShifterConfig};

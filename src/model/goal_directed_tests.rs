@@ -7,6 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
+use crate::model::encoder_core::EncoderCore;
 
 /// Writes `tensors` (name, shape, values) as an f32 safetensors file.
 fn write_weights(path: &Path, tensors: &[(String, Vec<usize>, Vec<f64>)]) {

@@ -3,6 +3,7 @@
 pub mod checkpoint;
 pub mod core;
 pub mod encoder;
+pub mod encoder_core;
 pub mod goal_directed;
 pub mod loss;
 pub mod modulator;

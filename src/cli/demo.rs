@@ -46,6 +46,10 @@ fn settings(quick: bool, seed: u64) -> (SimulationConfig, Vec<String>) {
         // Free readout positions: the simulated retinotopy has scatter that an affine map from
         // cortical coordinates cannot follow, and the demo asks how well μ recovers each RF.
         "model.readout.grid_mean_predictor=",
+        // Start each position at the RF centre found by reverse correlation: neurons whose RF
+        // lies beyond the random start's reach otherwise never find it (affine R² 0.55 vs 0.98
+        // on the default demo population, fraction oracle 0.88 vs 0.95).
+        "model.readout.init_mu_from_data=true",
         // Simulated images are raw grey levels 0..255: z-score them.
         "data.exclude_images=false",
         // Sensorium-style readout initialisation and feature penalty: the Lurz values are tuned

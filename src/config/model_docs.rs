@@ -179,6 +179,10 @@ const DOCS: &[(&str, &str)] = &[
         "Full Sigma entries start uniform in +-init_sigma; other types start at init_sigma.",
     ),
     (
+        "init_mu_from_data",
+        "Start free positions at each neuron's RF centre from reverse correlation (not in the reference; needs no grid_mean_predictor).",
+    ),
+    (
         "feature_reg_weight",
         "Weight of the L1 penalty on readout features (the reference's gamma_readout).",
     ),

@@ -245,6 +245,18 @@ impl Encoder {
         [c + extra, h, w]
     }
 
+    /// Shape (C, H, W) of the core's feature map for this model's images.
+    pub fn core_output_shape(&self) -> [usize; 3] {
+        match &self.core {
+            EncoderCore::DataDriven(_) => self
+                .config
+                .core
+                .output_shape(self.facts.in_shape)
+                .expect("the core was built from this configuration"),
+            EncoderCore::GoalDirected(c) => c.output_shape(self.facts.in_shape),
+        }
+    }
+
     /// Whether `forward` needs behaviour in every batch (modulator or behaviour channels).
     pub fn needs_behavior(&self) -> bool {
         self.config.behavior_as_channels || self.modulator.is_some()

@@ -110,6 +110,7 @@ pub fn lurz2020() -> ModelConfig {
             bias: true,
             init: InitScheme::Lurz2020,
             init_noise: 1e-3,
+            init_mu_from_data: false,
             grid_mean_predictor: Some(GridPredictorConfig {
                 input_dimensions: 2,
                 hidden_layers: 0,
@@ -175,6 +176,7 @@ pub fn sensorium2022() -> ModelConfig {
             bias: true,
             init: InitScheme::Neuralpredictors,
             init_noise: 1e-3,
+            init_mu_from_data: false,
             grid_mean_predictor: Some(GridPredictorConfig {
                 input_dimensions: 2,
                 hidden_layers: 1,

@@ -137,6 +137,12 @@ impl PreparedSet {
         idx.chunks(batch_size).map(<[usize]>::to_vec).collect()
     }
 
+    /// Normalized images of `trials` (trials × C·H·W).
+    pub fn images_of(&self, trials: &[usize]) -> Vec<f32> {
+        let [c, h, w] = self.dataset.image_shape;
+        gather(&self.images, c * h * w, trials)
+    }
+
     /// Normalized responses of `trials` (trials × neurons).
     pub fn responses_of(&self, trials: &[usize]) -> Vec<f32> {
         gather(&self.responses, self.n_neurons(), trials)

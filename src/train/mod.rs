@@ -15,6 +15,7 @@ pub mod early_stopping;
 pub mod evaluation;
 mod param_ids;
 pub mod progress;
+pub mod rf_mapping;
 pub mod run_dir;
 pub mod seeds;
 pub mod summary;

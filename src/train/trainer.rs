@@ -184,6 +184,7 @@ pub fn train(config: RunConfig, run_dir: &Path, options: &TrainOptions) -> anyho
         .init_bias_from_first_batch
         .then(|| first_batch_means(&config, &sets));
     let model = build_model(&config, &sets, bias, &device)?;
+    let model = super::rf_mapping::init_positions_from_data(model, &sets, &device, &options.device);
     let run = RunDir::create(run_dir)?;
     crate::io::atomic_write(
         &run.config(),

@@ -72,6 +72,11 @@ pub struct GaussianReadoutConfig {
     /// Std of the normal initialisations of the "lurz2020" scheme.
     #[serde(default = "default_init_noise")]
     pub init_noise: f64,
+    /// Start the free μ at each neuron's receptive-field centre estimated by reverse correlation
+    /// of its training responses (`train::rf_mapping`) instead of at random (not in the
+    /// reference; needs free positions, i.e. no grid_mean_predictor).
+    #[serde(default)]
+    pub init_mu_from_data: bool,
     /// Predict μ from cortical coordinates (retinotopy) instead of learning it freely.
     #[serde(default)]
     pub grid_mean_predictor: Option<GridPredictorConfig>,
@@ -108,6 +113,7 @@ impl Default for GaussianReadoutConfig {
             bias: true,
             init: InitScheme::default(),
             init_noise: default_init_noise(),
+            init_mu_from_data: false,
             grid_mean_predictor: None,
             share_features: false,
         }
@@ -404,6 +410,19 @@ impl GaussianReadout {
         if let Some(b) = self.bias.take() {
             let dtype = b.val().dtype();
             self.bias = Some(b.map(|_| trainable_leaf(bias.cast(dtype))));
+        }
+    }
+
+    /// Sets the free mean positions μ (N, 2) (x, y in [−1, 1]); returns false (and changes
+    /// nothing) when μ is predicted from cortical coordinates instead.
+    pub fn set_mu(&mut self, mu: Tensor<2>) -> bool {
+        match self.mu.take() {
+            Some(m) => {
+                let dtype = m.val().dtype();
+                self.mu = Some(m.map(|_| trainable_leaf(mu.cast(dtype))));
+                true
+            }
+            None => false,
         }
     }
 

@@ -135,6 +135,11 @@ impl MultiReadout {
                     "feature_reg_weight",
                     format!("must be finite and ≥ 0, got {}", g.feature_reg_weight),
                 )?;
+                check(
+                    !(g.init_mu_from_data && g.grid_mean_predictor.is_some()),
+                    "init_mu_from_data",
+                    "needs free positions: μ is predicted by grid_mean_predictor (remove one)",
+                )?;
                 if let Some(pc) = &g.grid_mean_predictor {
                     check(
                         (1..=3).contains(&pc.input_dimensions),
@@ -301,6 +306,15 @@ impl MultiReadout {
             Readout::Gaussian(g) => g.set_bias(bias),
             Readout::Factorized(f) => f.set_bias(bias),
             Readout::PointPooled(p) => p.set_bias(bias),
+        }
+    }
+
+    /// Sets dataset `key`'s free Gaussian readout positions μ (N, 2); false when that readout
+    /// has no free μ (another readout kind, or μ predicted by retinotopy).
+    pub fn set_positions(&mut self, key: usize, mu: Tensor<2>) -> bool {
+        match &mut self.readouts[key] {
+            Readout::Gaussian(g) => g.set_mu(mu),
+            _ => false,
         }
     }
 

@@ -159,6 +159,10 @@ fn missing_inputs_give_named_errors() {
     let config = gaussian_config("type = \"gaussian\"\ninit_mu_range = 0.0");
     let err = MultiReadout::init(&config, [4, 6, 9], &inputs(), 0, &device).unwrap_err();
     assert!(err.to_string().contains("init_mu_range"), "{err}");
+    let config =
+        gaussian_config("type = \"gaussian\"\ninit_mu_from_data = true\n[grid_mean_predictor]\n");
+    let err = MultiReadout::init(&config, [4, 6, 9], &inputs(), 0, &device).unwrap_err();
+    assert!(err.to_string().contains("init_mu_from_data"), "{err}");
     let mut no_ids = inputs();
     no_ids[0].match_ids = None;
     let config = gaussian_config("type = \"gaussian\"\nshare_features = true");
@@ -166,6 +170,32 @@ fn missing_inputs_give_named_errors() {
     assert!(err.to_string().contains("scan-a"), "{err}");
     let config: ReadoutConfig = toml::from_str("type = \"point_pooled\"\npool_steps = 3").unwrap();
     assert!(MultiReadout::init(&config, [4, 6, 9], &inputs(), 0, &device).is_err());
+}
+
+#[test]
+fn free_positions_can_be_set_but_predicted_ones_cannot() {
+    let device = device();
+    let mut free = MultiReadout::init(
+        &gaussian_config("type = \"gaussian\""),
+        [4, 6, 9],
+        &inputs(),
+        0,
+        &device,
+    )
+    .unwrap();
+    let mu = Tensor::<2>::from_floats([[0.5, -0.25], [0.0, 1.0], [-1.0, 0.1]], &device);
+    assert!(free.set_positions(1, mu));
+    let got = to_f64_vec(free.positions(1).unwrap());
+    let want = [0.5, -0.25, 0.0, 1.0, -1.0, 0.1];
+    assert!(
+        got.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
+        "{got:?}"
+    );
+    let config = gaussian_config("type = \"gaussian\"\n[grid_mean_predictor]\n");
+    let mut predicted = MultiReadout::init(&config, [4, 6, 9], &inputs(), 0, &device).unwrap();
+    let before = to_f64_vec(predicted.positions(0).unwrap());
+    assert!(!predicted.set_positions(0, Tensor::zeros([5, 2], &device)));
+    assert_eq!(to_f64_vec(predicted.positions(0).unwrap()), before);
 }
 
 #[test]

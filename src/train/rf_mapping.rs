@@ -1,0 +1,369 @@
+//! Receptive-field mapping by reverse correlation, used to start free Gaussian readout positions
+//! at each neuron's receptive field (`model.readout.init_mu_from_data`).
+//!
+//! Why: a freely learned readout position only moves where its sampled positions find signal.
+//! A neuron whose receptive field lies far from its random starting position (beyond the
+//! Gaussian's initial spread) gets no gradient towards it, its features decay under the L1
+//! penalty, and it stays "dead" at a wrong position. The paper avoids this with retinotopy (a
+//! shared map from cortical coordinates); without one, a classic reverse-correlation map gives
+//! each neuron a starting point near its receptive field, and training refines it.
+//!
+//! The map of a neuron is the sum of two normalized correlation maps over training trials:
+//! its response with the *local contrast energy* of the image (high-passed image, squared,
+//! smoothed, relative to the image's mean contrast: drives complex and normalized cells) and the smoothed energy of its *linear*
+//! spike-triggered average of the high-passed image (drives simple cells). The position of the
+//! maximum, in pixels, is its estimated receptive-field centre.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::data::Tier;
+use crate::model::readout::ReadoutConfig;
+use crate::model::{Encoder, encoder_core::EncoderCore};
+use crate::train::PreparedSet;
+
+/// Width (σ, pixels) of the blur subtracted to high-pass the images.
+const HIGH_PASS_SIGMA: f64 = 3.0;
+/// Width (σ, pixels) of the smoothing of energies.
+const ENERGY_SIGMA: f64 = 2.0;
+/// Width (σ, pixels) of the final smoothing of each neuron's map before taking its maximum.
+const MAP_SIGMA: f64 = 1.0;
+
+/// When the model's Gaussian readout asks for it (`init_mu_from_data`), moves every dataset's
+/// free positions μ to the receptive-field centres mapped from its training trials. `device`
+/// is the model's device; the mapping itself runs on `compute`.
+pub fn init_positions_from_data(
+    mut model: Encoder,
+    sets: &[PreparedSet],
+    device: &Device,
+    compute: &Device,
+) -> Encoder {
+    let ReadoutConfig::Gaussian(g) = &model.config.readout else {
+        return model;
+    };
+    if !g.init_mu_from_data {
+        return model;
+    }
+    let [_, in_h, in_w] = model.facts.in_shape;
+    let [_, out_h, out_w] = model.core_output_shape();
+    let goal_directed = matches!(model.core, EncoderCore::GoalDirected(_));
+    for (key, set) in sets.iter().enumerate() {
+        let trials = set.tier(Tier::Train);
+        let [c, h, w] = set.dataset.image_shape;
+        // The grey image is channel 0 (behaviour / pupil channels, if any, are appended).
+        let images: Vec<f32> = set
+            .images_of(&trials)
+            .chunks_exact(c * h * w)
+            .flat_map(|trial| trial[..h * w].iter().copied())
+            .collect();
+        let responses = set.responses_of(&trials);
+        let centres =
+            receptive_field_centres(&images, [h, w], &responses, set.n_neurons(), compute);
+        let grid = if goal_directed {
+            // Pooling cores shrink the map: positions scale with the image instead of cropping.
+            pixels_to_grid(&centres, [in_h, in_w], [in_h, in_w])
+        } else {
+            pixels_to_grid(&centres, [in_h, in_w], [out_h, out_w])
+        };
+        let flat: Vec<f32> = grid
+            .iter()
+            .flat_map(|p| [p[0] as f32, p[1] as f32])
+            .collect();
+        let mu = Tensor::<2>::from_data(TensorData::new(flat, [grid.len(), 2]), device);
+        model.readout.set_positions(key, mu);
+    }
+    model
+}
+
+/// Estimated receptive-field centres (row, column) in pixels, one per neuron.
+///
+/// `images` holds `trials` grey images of `height × width` (row-major), `responses` holds
+/// `trials × n_neurons`. Neurons whose response does not vary get the image centre.
+pub fn receptive_field_centres(
+    images: &[f32],
+    [height, width]: [usize; 2],
+    responses: &[f32],
+    n_neurons: usize,
+    device: &Device,
+) -> Vec<[f64; 2]> {
+    let pixels = height * width;
+    let trials = images.len() / pixels.max(1);
+    assert_eq!(
+        images.len(),
+        trials * pixels,
+        "images are not trials × H × W"
+    );
+    assert_eq!(
+        responses.len(),
+        trials * n_neurons,
+        "responses are not trials × N"
+    );
+    if trials < 2 || n_neurons == 0 {
+        return vec![[(height as f64 - 1.0) / 2.0, (width as f64 - 1.0) / 2.0]; n_neurons];
+    }
+    // Per-trial high-passed image and its local contrast energy.
+    let mut high_pass = Vec::with_capacity(trials * pixels);
+    let mut energy = Vec::with_capacity(trials * pixels);
+    for image in images.chunks_exact(pixels) {
+        let image: Vec<f64> = image.iter().map(|&v| v as f64).collect();
+        let low = gaussian_blur(&image, height, width, HIGH_PASS_SIGMA);
+        let hp: Vec<f64> = image.iter().zip(&low).map(|(x, l)| x - l).collect();
+        let squared: Vec<f64> = hp.iter().map(|v| v * v).collect();
+        let local = gaussian_blur(&squared, height, width, ENERGY_SIGMA);
+        // Relative to the image's mean contrast: natural images vary in overall contrast from
+        // trial to trial, which correlates with every pixel's energy and blurs the maps.
+        let mean = local.iter().sum::<f64>() / pixels as f64;
+        energy.extend(local.iter().map(|e| e - mean));
+        high_pass.extend(hp);
+    }
+    let responses: Vec<f64> = responses.iter().map(|&v| v as f64).collect();
+    let r = zscore_columns(&responses, trials, n_neurons, device);
+    let correlate = |x: Vec<f64>| -> Vec<f64> {
+        let x = zscore_columns(&x, trials, pixels, device);
+        // (N × T) · (T × P) / T: correlation of every neuron with every pixel.
+        let c = r.clone().transpose().matmul(x) / trials as f64;
+        c.into_data().iter::<f64>().collect()
+    };
+    let energy_corr = correlate(energy);
+    let sta = correlate(high_pass);
+
+    let mut centres = Vec::with_capacity(n_neurons);
+    for n in 0..n_neurons {
+        let e = &energy_corr[n * pixels..(n + 1) * pixels];
+        let s2: Vec<f64> = sta[n * pixels..(n + 1) * pixels]
+            .iter()
+            .map(|v| v * v)
+            .collect();
+        let s2 = gaussian_blur(&s2, height, width, ENERGY_SIGMA);
+        let e_max = e.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let s_max = s2.iter().fold(0.0f64, |m, &v| m.max(v));
+        let score: Vec<f64> = e
+            .iter()
+            .zip(&s2)
+            .map(|(e, s)| safe_div(*e, e_max) + safe_div(*s, s_max))
+            .collect();
+        let score = gaussian_blur(&score, height, width, MAP_SIGMA);
+        let best = score
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        if e_max == 0.0 && s_max == 0.0 {
+            centres.push([(height as f64 - 1.0) / 2.0, (width as f64 - 1.0) / 2.0]);
+        } else {
+            centres.push([(best / width) as f64, (best % width) as f64]);
+        }
+    }
+    centres
+}
+
+/// Converts pixel centres (row, column) of the input image to readout grid positions (x, y)
+/// on a core output of `out_hw` that is the centred crop of the `in_hw` image (stride-1
+/// convolutions without padding crop (k − 1)/2 pixels per side), for `grid_sample` with
+/// `align_corners = True`. Positions outside the map are clamped to [−1, 1].
+pub fn pixels_to_grid(
+    centres: &[[f64; 2]],
+    [in_h, in_w]: [usize; 2],
+    [out_h, out_w]: [usize; 2],
+) -> Vec<[f64; 2]> {
+    let axis = |p: f64, n_in: usize, n_out: usize| {
+        let offset = (n_in as f64 - n_out as f64) / 2.0;
+        let span = (n_out as f64 - 1.0).max(1.0);
+        (2.0 * (p - offset) / span - 1.0).clamp(-1.0, 1.0)
+    };
+    centres
+        .iter()
+        .map(|&[row, col]| [axis(col, in_w, out_w), axis(row, in_h, out_h)])
+        .collect()
+}
+
+fn safe_div(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { 0.0 }
+}
+
+/// Columns of a `rows × cols` matrix z-scored (constant columns become 0), as an f32 tensor.
+fn zscore_columns(values: &[f64], rows: usize, cols: usize, device: &Device) -> Tensor<2> {
+    let mut mean = vec![0.0; cols];
+    let mut sq = vec![0.0; cols];
+    for row in values.chunks_exact(cols) {
+        for ((m, s), &v) in mean.iter_mut().zip(&mut sq).zip(row) {
+            *m += v;
+            *s += v * v;
+        }
+    }
+    let scale: Vec<f64> = mean
+        .iter_mut()
+        .zip(&sq)
+        .map(|(m, s)| {
+            *m /= rows as f64;
+            let var = s / rows as f64 - *m * *m;
+            if var > 1e-12 { 1.0 / var.sqrt() } else { 0.0 }
+        })
+        .collect();
+    let z: Vec<f32> = values
+        .chunks_exact(cols)
+        .flat_map(|row| {
+            row.iter()
+                .zip(&mean)
+                .zip(&scale)
+                .map(|((v, m), s)| ((v - m) * s) as f32)
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(z, [rows, cols]), device)
+}
+
+/// Separable Gaussian blur (truncated at 3σ) with mirrored borders, like scipy's
+/// `gaussian_filter(mode="reflect")`.
+fn gaussian_blur(image: &[f64], height: usize, width: usize, sigma: f64) -> Vec<f64> {
+    let radius = (3.0 * sigma).ceil() as isize;
+    let kernel: Vec<f64> = (-radius..=radius)
+        .map(|d| (-(d * d) as f64 / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let total: f64 = kernel.iter().sum();
+    let kernel: Vec<f64> = kernel.iter().map(|k| k / total).collect();
+    let reflect = |i: isize, n: usize| -> usize {
+        let n = n as isize;
+        let mut i = i;
+        // Mirror about the edges (…, 1, 0 | 0, 1, … n−1 | n−1, n−2, …) until inside.
+        while i < 0 || i >= n {
+            i = if i < 0 { -i - 1 } else { 2 * n - i - 1 };
+        }
+        i as usize
+    };
+    let mut rows_done = vec![0.0; image.len()];
+    for r in 0..height {
+        for c in 0..width {
+            rows_done[r * width + c] = kernel
+                .iter()
+                .enumerate()
+                .map(|(k, w)| {
+                    w * image[r * width + reflect(c as isize + k as isize - radius, width)]
+                })
+                .sum();
+        }
+    }
+    let mut out = vec![0.0; image.len()];
+    for r in 0..height {
+        for c in 0..width {
+            out[r * width + c] = kernel
+                .iter()
+                .enumerate()
+                .map(|(k, w)| {
+                    w * rows_done[reflect(r as isize + k as isize - radius, height) * width + c]
+                })
+                .sum();
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Neurons that respond to the contrast energy (complex-like) or to a signed, rectified
+    /// Gabor (simple-like) at known positions in the simulator's natural-like images are found
+    /// within a pixel or two.
+    #[test]
+    fn finds_simulated_receptive_fields() {
+        let (h, w, trials) = (24, 40, 1500);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let images: Vec<f32> = (0..trials)
+            .flat_map(|_| crate::sim::images::natural_image(&mut rng, h, w))
+            .collect();
+        // Centres keep 6 px from the border, like the simulator's (a neuron whose RF is cut by the
+        // image edge is mapped less reliably; training refines the start anyway).
+        let centres = [
+            [6.0, 8.0],
+            [16.0, 30.0],
+            [12.0, 20.0],
+            [7.0, 33.0],
+            [17.0, 9.0],
+            [9.0, 25.0],
+        ];
+        // Quadrature Gabor pair per neuron (σ 2 px, 0.13 cycles/px), without a DC component
+        // so that they see contrast, not mean luminance.
+        let filters: Vec<[Vec<f64>; 2]> = centres
+            .iter()
+            .map(|&[cr, cc]| {
+                let mut pair = [vec![0.0; h * w], vec![0.0; h * w]];
+                let mut env_sum = 0.0;
+                let mut dc = [0.0; 2];
+                for r in 0..h {
+                    for c in 0..w {
+                        let (dr, dx) = (r as f64 - cr, c as f64 - cc);
+                        let env = (-(dr * dr + dx * dx) / 8.0).exp();
+                        pair[0][r * w + c] = env * (0.8 * dx).cos();
+                        pair[1][r * w + c] = env * (0.8 * dx).sin();
+                        env_sum += env;
+                        dc[0] += pair[0][r * w + c];
+                        dc[1] += pair[1][r * w + c];
+                    }
+                }
+                for (f, dc) in pair.iter_mut().zip(dc) {
+                    for (i, v) in f.iter_mut().enumerate() {
+                        let (r, c) = (i / w, i % w);
+                        let (dr, dx) = (r as f64 - cr, c as f64 - cc);
+                        *v -= dc / env_sum * (-(dr * dr + dx * dx) / 8.0).exp();
+                    }
+                }
+                pair
+            })
+            .collect();
+        let mut responses = vec![0f32; trials * centres.len()];
+        for t in 0..trials {
+            let img = &images[t * h * w..(t + 1) * h * w];
+            for (n, [even_f, odd_f]) in filters.iter().enumerate() {
+                let dot = |f: &[f64]| f.iter().zip(img).map(|(a, &b)| a * b as f64).sum::<f64>();
+                let (even, odd) = (dot(even_f), dot(odd_f));
+                // Even neurons: simple (rectified); odd neurons: complex (energy).
+                let drive = if n % 2 == 0 {
+                    even.max(0.0)
+                } else {
+                    (even * even + odd * odd).sqrt()
+                };
+                responses[t * centres.len() + n] = drive as f32;
+            }
+        }
+        // Noise as large as each neuron's own response spread (single-trial correlations ~0.7).
+        let k = centres.len();
+        for n in 0..k {
+            let col: Vec<f32> = (0..trials).map(|t| responses[t * k + n]).collect();
+            let mean = col.iter().sum::<f32>() / trials as f32;
+            let sd = (col.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / trials as f32).sqrt();
+            for t in 0..trials {
+                responses[t * k + n] += rng.random_range(-sd..sd) * 1.7;
+            }
+        }
+        let found =
+            receptive_field_centres(&images, [h, w], &responses, centres.len(), &Device::flex());
+        for (f, t) in found.iter().zip(&centres) {
+            let err = ((f[0] - t[0]).powi(2) + (f[1] - t[1]).powi(2)).sqrt();
+            assert!(err <= 2.0, "found {f:?}, true {t:?}");
+        }
+    }
+
+    #[test]
+    fn pixel_centres_map_to_the_cropped_grid() {
+        // A 15×15 valid convolution crops 7 pixels per side: 36×64 → 22×50.
+        let g = pixels_to_grid(
+            &[[7.0, 7.0], [28.0, 56.0], [17.5, 31.5], [0.0, 63.0]],
+            [36, 64],
+            [22, 50],
+        );
+        assert_eq!(g[0], [-1.0, -1.0]);
+        assert_eq!(g[1], [1.0, 1.0]);
+        assert!(g[2][0].abs() < 1e-12 && g[2][1].abs() < 1e-12);
+        assert_eq!(g[3], [1.0, -1.0], "outside the map: clamped");
+    }
+
+    #[test]
+    fn blur_preserves_a_constant_image() {
+        let img = vec![2.5; 7 * 9];
+        for v in gaussian_blur(&img, 7, 9, 2.0) {
+            assert!((v - 2.5).abs() < 1e-12);
+        }
+    }
+}

@@ -7,8 +7,9 @@
 #
 #   bash examples/transfer_real.sh [DATA] [WORK_DIR]
 #
-# Full-size lurz2020 fits take ~3 min per epoch on 2 cores: this is a job of several hours
-# (use --max-minutes / fewer image counts / one seed for a first look).
+# A full-size lurz2020 epoch (all training images) takes ~40 s on 2 idle cores and ~75 s on one:
+# the whole script is a job of a few hours (use MINUTES / fewer image counts / one seed for a
+# first look).
 set -euo pipefail
 DATA=${1:-../shared/data/lurz2020_static20457-5-9}
 W=${2:-/tmp/cortexfit-transfer-real}

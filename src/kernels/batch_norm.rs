@@ -17,10 +17,10 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Flex, TensorMetadata, backend_extension};
-use burn::tensor::{Shape, TensorData};
+use burn::tensor::Shape;
 use rayon::prelude::*;
 
-use super::extension::values;
+use super::extension::{flex_tensor, values};
 
 /// Sizes of a batch-norm input `[batch, channels, plane...]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,10 +228,6 @@ pub trait BatchNormBackend: Backend {
         shift: FloatTensor<Self>,
         eps: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
-}
-
-fn flex_tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
 }
 
 impl BatchNormBackend for Flex {

@@ -24,10 +24,9 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
-use burn::tensor::{Shape, TensorData};
 use rayon::prelude::*;
 
-use super::extension::values;
+use super::extension::{flex_tensor, values};
 
 /// Sizes of one read-out: map `[batch, channels, height, width]`, positions `[batch, neurons, 2]`
 /// and features `[channels, neurons]`.
@@ -162,20 +161,24 @@ fn axpy(out: &mut [f32], scale: f32, x: &[f32]) {
     }
 }
 
-/// Runs `body` compiled for AVX2 where the CPU has it (the release build targets baseline
-/// x86-64, whose 4-wide vectors halve the throughput of the dot products).
-#[inline(always)]
-fn with_avx2<R>(body: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        #[target_feature(enable = "avx2")]
-        fn fast<R>(body: impl FnOnce() -> R) -> R {
-            body()
+/// Defines `$name(args)`, which runs `$body(args)` (an `#[inline(always)]` fn) compiled for AVX2
+/// where the CPU has it: the release build targets baseline x86-64, whose 4-wide vectors halve
+/// the throughput of the dot products.
+macro_rules! with_avx2 {
+    ($name:ident => $body:ident($($arg:ident: $ty:ty),* $(,)?)) => {
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                #[target_feature(enable = "avx2")]
+                fn fast($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                // SAFETY: the CPU supports AVX2 (checked above).
+                return unsafe { fast($($arg),*) };
+            }
+            $body($($arg),*)
         }
-        // SAFETY: the CPU supports AVX2 (checked above).
-        return unsafe { fast(body) };
-    }
-    body()
+    };
 }
 
 /// `[rows, cols]` → `[cols, rows]`.
@@ -206,8 +209,13 @@ fn channels_last(shape: &ReadoutShape, map: &[f32]) -> Vec<f32> {
 /// its weight and mask are 0).
 #[inline(always)]
 fn tap_values(taps: &Taps, image: &[f32], feature: &[f32]) -> [f32; 4] {
-    let c = feature.len();
-    std::array::from_fn(|t| dot(&image[taps.offsets[t]..taps.offsets[t] + c], feature))
+    let tap = |t: usize| &image[taps.offsets[t]..taps.offsets[t] + feature.len()];
+    [
+        dot(tap(0), feature),
+        dot(tap(1), feature),
+        dot(tap(2), feature),
+        dot(tap(3), feature),
+    ]
 }
 
 /// `y` `[batch, neurons]` from the map `[batch, channels, h, w]`, positions `[batch, neurons, 2]`
@@ -222,15 +230,34 @@ pub fn forward(shape: &ReadoutShape, map: &[f32], positions: &[f32], features: &
         .zip(map.par_chunks(shape.image().max(1)))
         .zip(positions.par_chunks((2 * n).max(1)))
         .for_each(|((out, image), positions)| {
-            with_avx2(|| {
-                for (j, y) in out.iter_mut().enumerate() {
-                    let taps = Taps::new(shape, positions[2 * j], positions[2 * j + 1]);
-                    let values = tap_values(&taps, image, &features[j * c..(j + 1) * c]);
-                    *y = (0..4).map(|t| taps.weights[t] * values[t]).sum();
-                }
-            })
+            forward_image(shape, image, positions, &features, out)
         });
     out
+}
+
+with_avx2!(forward_image => forward_image_body(
+    shape: &ReadoutShape,
+    image: &[f32],
+    positions: &[f32],
+    features: &[f32],
+    out: &mut [f32],
+));
+
+/// [`forward`] for one image (channels-last), its positions and the features `[neurons, channels]`.
+#[inline(always)]
+fn forward_image_body(
+    shape: &ReadoutShape,
+    image: &[f32],
+    positions: &[f32],
+    features: &[f32],
+    out: &mut [f32],
+) {
+    let c = shape.channels;
+    for (j, y) in out.iter_mut().enumerate() {
+        let taps = Taps::new(shape, positions[2 * j], positions[2 * j + 1]);
+        let values = tap_values(&taps, image, &features[j * c..(j + 1) * c]);
+        *y = (0..4).map(|t| taps.weights[t] * values[t]).sum();
+    }
 }
 
 /// Gradients of [`forward`] given the output gradient `grad` `[batch, neurons]`.
@@ -282,26 +309,48 @@ fn map_and_position_grads(
         .zip(grad.par_chunks(n.max(1)))
         .for_each(|((((map_grad, positions_grad), image), positions), grad)| {
             let mut image_grad = vec![0.0f32; image_len]; // channels-last
-            with_avx2(|| {
-                for j in 0..n {
-                    let taps = Taps::new(shape, positions[2 * j], positions[2 * j + 1]);
-                    let feature = &features[j * c..(j + 1) * c];
-                    let values = tap_values(&taps, image, feature);
-                    let g = grad[j];
-                    let [gx, gy] = taps.position_grad(shape, values, g);
-                    positions_grad[2 * j] = gx;
-                    positions_grad[2 * j + 1] = gy;
-                    for t in 0..4 {
-                        if taps.weights[t] != 0.0 {
-                            let o = taps.offsets[t];
-                            axpy(&mut image_grad[o..o + c], g * taps.weights[t], feature);
-                        }
-                    }
-                }
-            });
+            let inputs = (image, positions, features, grad);
+            image_grads(shape, inputs, &mut image_grad, positions_grad);
             transpose_into(&image_grad, shape.plane(), c, map_grad);
         });
     (map_grad, positions_grad)
+}
+
+/// One image's inputs: map (channels-last), positions, features `[neurons, channels]` and output
+/// gradient.
+type ImageInputs<'a> = (&'a [f32], &'a [f32], &'a [f32], &'a [f32]);
+
+with_avx2!(image_grads => image_grads_body(
+    shape: &ReadoutShape,
+    inputs: ImageInputs<'_>,
+    image_grad: &mut [f32],
+    positions_grad: &mut [f32],
+));
+
+/// Adds one image's map gradient (channels-last) to `image_grad` and writes its position gradient.
+#[inline(always)]
+fn image_grads_body(
+    shape: &ReadoutShape,
+    (image, positions, features, grad): ImageInputs<'_>,
+    image_grad: &mut [f32],
+    positions_grad: &mut [f32],
+) {
+    let c = shape.channels;
+    for j in 0..shape.neurons {
+        let taps = Taps::new(shape, positions[2 * j], positions[2 * j + 1]);
+        let feature = &features[j * c..(j + 1) * c];
+        let values = tap_values(&taps, image, feature);
+        let g = grad[j];
+        let [gx, gy] = taps.position_grad(shape, values, g);
+        positions_grad[2 * j] = gx;
+        positions_grad[2 * j + 1] = gy;
+        for t in 0..4 {
+            if taps.weights[t] != 0.0 {
+                let o = taps.offsets[t];
+                axpy(&mut image_grad[o..o + c], g * taps.weights[t], feature);
+            }
+        }
+    }
 }
 
 /// Feature gradient `[channels, neurons]`: `Σ_b grad[b, n] · bilinear(x[b], p[b, n])`, block of
@@ -313,28 +362,44 @@ fn feature_grad(shape: &ReadoutShape, map: &[f32], positions: &[f32], grad: &[f3
         .par_chunks_mut((NEURON_BLOCK * c).max(1))
         .enumerate()
         .for_each(|(block, acc)| {
-            let first = block * NEURON_BLOCK;
-            let count = acc.len() / c.max(1);
-            with_avx2(|| {
-                for b in 0..shape.batch {
-                    let image = &map[b * shape.image()..(b + 1) * shape.image()];
-                    for k in 0..count {
-                        let j = first + k;
-                        let p = &positions[(b * n + j) * 2..(b * n + j) * 2 + 2];
-                        let taps = Taps::new(shape, p[0], p[1]);
-                        let g = grad[b * n + j];
-                        let acc = &mut acc[k * c..(k + 1) * c];
-                        for t in 0..4 {
-                            if taps.weights[t] != 0.0 {
-                                let o = taps.offsets[t];
-                                axpy(acc, g * taps.weights[t], &image[o..o + c]);
-                            }
-                        }
-                    }
-                }
-            });
+            feature_block(shape, (map, positions, grad), block * NEURON_BLOCK, acc)
         });
     transpose(&grad_nc, n, c)
+}
+
+with_avx2!(feature_block => feature_block_body(
+    shape: &ReadoutShape,
+    inputs: (&[f32], &[f32], &[f32]),
+    first: usize,
+    acc: &mut [f32],
+));
+
+/// Feature gradient `[neurons, channels]` of the neurons from `first` on that `acc` holds, from
+/// the map (channels-last), positions and output gradient of all images, summed in image order.
+#[inline(always)]
+fn feature_block_body(
+    shape: &ReadoutShape,
+    (map, positions, grad): (&[f32], &[f32], &[f32]),
+    first: usize,
+    acc: &mut [f32],
+) {
+    let (n, c) = (shape.neurons, shape.channels);
+    let count = acc.len() / c.max(1);
+    for b in 0..shape.batch {
+        let image = &map[b * shape.image()..(b + 1) * shape.image()];
+        for k in 0..count {
+            let i = b * n + first + k;
+            let taps = Taps::new(shape, positions[2 * i], positions[2 * i + 1]);
+            let g = grad[i];
+            let acc = &mut acc[k * c..(k + 1) * c];
+            for t in 0..4 {
+                if taps.weights[t] != 0.0 {
+                    let o = taps.offsets[t];
+                    axpy(acc, g * taps.weights[t], &image[o..o + c]);
+                }
+            }
+        }
+    }
 }
 
 fn check_lengths(shape: &ReadoutShape, map: &[f32], positions: &[f32], features: &[f32]) {
@@ -369,10 +434,6 @@ fn shape_of(map: &FlexTensor, features: &FlexTensor) -> ReadoutShape {
         width,
         neurons,
     }
-}
-
-fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, Shape::new(shape)))
 }
 
 impl BilinearReadoutBackend for Flex {

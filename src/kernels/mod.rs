@@ -163,16 +163,17 @@ pub fn batch_norm_train<const D: usize>(
     module::batch_norm_train(x, scale, shift, eps)
 }
 
-/// Whether [`bilinear_readout`] can run on these operands (flex, f32, fast kernels on, a
-/// non-empty map).
+/// Whether [`bilinear_readout`] can run on these operands (flex, f32, fast kernels on, no empty
+/// axis).
 pub fn uses_readout_kernel(map: &Tensor<4>, positions: &Tensor<3>, features: &Tensor<2>) -> bool {
     let [batch, channels, h, w] = map.dims();
     let [position_batch, neurons, coordinates] = positions.dims();
     let shapes_fit = position_batch == batch
         && coordinates == 2
         && features.dims() == [channels, neurons]
-        && h > 0
-        && w > 0;
+        && [batch, channels, h, w, neurons]
+            .iter()
+            .all(|&size| size > 0);
     let all_f32 = [map.dtype(), positions.dtype(), features.dtype()] == [DType::F32; 3];
     shapes_fit && all_f32 && enabled() && on_flex(map)
 }

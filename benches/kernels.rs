@@ -1,4 +1,4 @@
-//! Micro-benchmark of the lurz2020 core's building blocks at training shapes (batch 64).
+//! Micro-benchmark of the lurz2020 model's building blocks at training shapes (batch 64).
 //!
 //! Run: `RAYON_NUM_THREADS=2 cargo bench --bench kernels` (set 1 to measure one thread).
 //! For each op it times burn's own flex implementation and cortexfit's kernel
@@ -10,10 +10,13 @@ use burn::tensor::module::{batch_norm_train, conv2d};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor, activation};
 use cortexfit::kernels;
+use cortexfit::model::readout::bilinear::bilinear_readout_ops;
 use std::time::Instant;
 
 const BATCH: usize = 64;
 const CHANNELS: usize = 64;
+/// Neurons of the real dataset's scan.
+const NEURONS: usize = 5335;
 
 /// Median wall time of `reps` runs of `f`, after one warm-up run.
 fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
@@ -96,7 +99,29 @@ fn kernel_depthwise(x: Tensor<4>, w: Tensor<4>) -> Tensor<4> {
 fn kernel_bn_elu(x: Tensor<4>, w: Tensor<4>) -> Tensor<4> {
     let gamma = w.reshape([CHANNELS]);
     let beta = gamma.zeros_like();
-    kernels::elu(batch_norm_train(x, gamma, beta, 1e-5).output)
+    kernels::elu(kernels::batch_norm_train(x, gamma, beta, 1e-5).output)
+}
+
+/// The Gaussian readout's read: the "weight" `[1, 1, channels + 2, neurons]` holds the features
+/// and, in its last two rows, each neuron's position (read at the same place in every image).
+fn readout_operands(x: &Tensor<4>, w: Tensor<4>) -> (Tensor<3>, Tensor<2>) {
+    let [batch, ..] = x.dims();
+    let [_, _, rows, neurons] = w.dims();
+    let w = w.reshape([rows, neurons]);
+    let features = w.clone().narrow(0, 0, CHANNELS);
+    let positions = w.narrow(0, CHANNELS, 2).tanh().transpose();
+    (
+        positions.unsqueeze_dim::<3>(0).expand([batch, neurons, 2]),
+        features,
+    )
+}
+fn burn_readout(x: Tensor<4>, w: Tensor<4>) -> Tensor<4> {
+    let (positions, features) = readout_operands(&x, w);
+    bilinear_readout_ops(x, positions, features).unsqueeze()
+}
+fn kernel_readout(x: Tensor<4>, w: Tensor<4>) -> Tensor<4> {
+    let (positions, features) = readout_operands(&x, w);
+    kernels::bilinear_readout(x, positions, features).unsqueeze()
 }
 
 fn main() {
@@ -134,6 +159,14 @@ fn main() {
             input_grad: true,
             burn: burn_bn_elu,
             kernel: kernel_bn_elu,
+        },
+        Op {
+            name: "Gaussian readout 5335 neurons (22×50)",
+            input: [BATCH, CHANNELS, 22, 50],
+            weight: [1, 1, CHANNELS + 2, NEURONS],
+            input_grad: true,
+            burn: burn_readout,
+            kernel: kernel_readout,
         },
     ];
     println!(

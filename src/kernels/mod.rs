@@ -11,29 +11,42 @@
 //!   more matrix products instead of a transposed convolution).
 //!
 //! - [`elu`]: ELU as one fused pass forward and backward instead of five burn ops each.
+//! - [`batch_norm`]: training-mode batch norm (batch statistics) in three passes forward and two
+//!   backward instead of a dozen burn ops each.
+//! - [`readout`]: the Gaussian readout's bilinear read at each neuron's position dotted with its
+//!   feature vector, one pass per image instead of some forty burn ops over batch × neurons ×
+//!   channels intermediates.
 //! - [`memory`]: allocator settings that keep freed activation buffers for reuse instead of
 //!   returning them to the OS after every step (the largest single saving).
 //!
-//! [`conv2d`] is the entry point the model uses: it takes the fast path where it applies and
-//! falls back to burn's `conv2d` everywhere else (other shapes, dtypes or devices), so callers
-//! never need to know which one ran. `benches/kernels.rs` times both side by side, and setting
+//! [`conv2d`], [`elu`] and [`batch_norm_train`] are the entry points the model uses: they take
+//! the fast path where it applies and fall back to burn's ops everywhere else (other shapes,
+//! dtypes or devices), so callers never need to know which one ran. [`bilinear_readout`] is the
+//! fast path alone; `model::readout::bilinear` falls back to its own burn-op composition where
+//! [`uses_readout_kernel`] says no. `benches/kernels.rs` times both side by side, and setting
 //! the environment variable `CORTEXFIT_KERNELS=burn` turns the fast paths off (to time burn's
 //! own implementation of a whole model, e.g. `CORTEXFIT_KERNELS=burn cortexfit bench`).
 
+pub mod batch_norm;
 pub mod channelwise;
 pub mod elu;
 pub mod extension;
 pub mod memory;
+pub mod readout;
 
+#[cfg(test)]
+mod fused_tests;
 #[cfg(test)]
 mod tests;
 
+use batch_norm::BatchNormBackend;
 use burn::backend::{Dispatch, DispatchDevice};
-use burn::tensor::module;
+use burn::tensor::module::{self, BatchNormTrainOutput};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor};
 use elu::EluBackend;
 use extension::ChannelwiseConvBackend;
+use readout::BilinearReadoutBackend;
 
 /// 2-D convolution with stride 1, no dilation and no bias, as in every layer of the lurz2020
 /// core: `x` `[batch, in_channels, h, w]`, `weight` `[out_channels, in_channels / groups, kh, kw]`,
@@ -122,6 +135,63 @@ pub fn elu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let negative = x.clone().lower_equal_scalar(0.0);
     let exp_part = x.clone().clamp_max(0.0).exp().sub_scalar(1.0);
     x.mask_where(negative, exp_part)
+}
+
+/// Training-mode batch norm of `x` `[batch, channels, ...]` with per-channel `scale` γ and
+/// `shift` β: the output and the detached batch mean and biased variance, like burn's
+/// `module::batch_norm_train` (which runs elsewhere). Fused kernel on flex (f32).
+pub fn batch_norm_train<const D: usize>(
+    x: Tensor<D>,
+    scale: Tensor<1>,
+    shift: Tensor<1>,
+    eps: f64,
+) -> BatchNormTrainOutput<D> {
+    let all_f32 = [x.dtype(), scale.dtype(), shift.dtype()] == [DType::F32; 3];
+    if enabled() && on_flex(&x) && all_f32 && x.shape().num_elements() > 0 {
+        let (output, mean, variance) = <Dispatch as BatchNormBackend>::fused_batch_norm_train(
+            x.into_dispatch(),
+            scale.into_dispatch(),
+            shift.into_dispatch(),
+            eps,
+        );
+        return BatchNormTrainOutput {
+            output: Tensor::from_dispatch(output),
+            mean: Tensor::from_dispatch(mean),
+            variance: Tensor::from_dispatch(variance),
+        };
+    }
+    module::batch_norm_train(x, scale, shift, eps)
+}
+
+/// Whether [`bilinear_readout`] can run on these operands (flex, f32, fast kernels on, no empty
+/// axis).
+pub fn uses_readout_kernel(map: &Tensor<4>, positions: &Tensor<3>, features: &Tensor<2>) -> bool {
+    let [batch, channels, h, w] = map.dims();
+    let [position_batch, neurons, coordinates] = positions.dims();
+    let shapes_fit = position_batch == batch
+        && coordinates == 2
+        && features.dims() == [channels, neurons]
+        && [batch, channels, h, w, neurons]
+            .iter()
+            .all(|&size| size > 0);
+    let all_f32 = [map.dtype(), positions.dtype(), features.dtype()] == [DType::F32; 3];
+    shapes_fit && all_f32 && enabled() && on_flex(map)
+}
+
+/// `y[b, n] = Σ_c bilinear(map[b, c], positions[b, n]) · features[c, n]` `[batch, neurons]`:
+/// the Gaussian readout's read (grid_sample conventions: align_corners, zeros outside) for the
+/// map `[batch, channels, h, w]`, positions `[batch, neurons, 2]` (x, y in [−1, 1]) and features
+/// `[channels, neurons]`, with its backward. Only where [`uses_readout_kernel`] says so.
+pub fn bilinear_readout(map: Tensor<4>, positions: Tensor<3>, features: Tensor<2>) -> Tensor<2> {
+    assert!(
+        uses_readout_kernel(&map, &positions, &features),
+        "bilinear_readout: unsupported operands (check uses_readout_kernel first)"
+    );
+    Tensor::from_dispatch(<Dispatch as BilinearReadoutBackend>::bilinear_readout(
+        map.into_dispatch(),
+        positions.into_dispatch(),
+        features.into_dispatch(),
+    ))
 }
 
 /// Whether `x` lives on the flex backend (directly or under autodiff).

@@ -90,7 +90,7 @@ impl BatchNorm2d {
         let n = (b * h * w) as f64;
         let like = self.running_mean.val().detach();
         let (scale, shift) = self.scale_and_shift(&like);
-        let out = burn::tensor::module::batch_norm_train(x, scale, shift, self.eps);
+        let out = crate::kernels::batch_norm_train(x, scale, shift, self.eps);
         let m = self.momentum;
         // PyTorch divides by n − 1 for the running variance; with n = 1 it would be inf.
         let unbias = if n > 1.0 { n / (n - 1.0) } else { 1.0 };

@@ -9,6 +9,26 @@
 
 use burn::tensor::{Int, Tensor};
 
+use crate::kernels;
+
+/// What each neuron of a Gaussian readout reads: `y[b, n] = Σ_c read[b, n, c] · features[c, n]`
+/// with `read` = [`bilinear_sample`]`(x, positions)`, `[batch, neurons]`. Runs as one fused kernel
+/// on flex (`cortexfit::kernels::readout`), as burn ops everywhere else.
+pub fn bilinear_readout(x: Tensor<4>, positions: Tensor<3>, features: Tensor<2>) -> Tensor<2> {
+    if kernels::uses_readout_kernel(&x, &positions, &features) {
+        return kernels::bilinear_readout(x, positions, features);
+    }
+    bilinear_readout_ops(x, positions, features)
+}
+
+/// [`bilinear_readout`] composed from burn ops (any backend and dtype).
+pub fn bilinear_readout_ops(x: Tensor<4>, positions: Tensor<3>, features: Tensor<2>) -> Tensor<2> {
+    let [b, n, _] = positions.dims();
+    let read = bilinear_sample(x, positions); // (B, N, C)
+    let f = features.transpose().unsqueeze_dim::<3>(0); // (1, N, C)
+    (read * f).sum_dim(2).reshape([b, n])
+}
+
 /// Reads `x` (B, C, H, W) at `positions` (B, N, 2) given in normalised grid coordinates
 /// (last axis (x, y): x along the width, y along the height, −1 and +1 the centres of the corner
 /// pixels). Taps outside the map contribute 0. Returns (B, N, C).

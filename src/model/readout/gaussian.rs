@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution as _, Normal};
 use serde::{Deserialize, Serialize};
 
-use super::bilinear::{bilinear_sample, clamp_positions, clamp_straight_through};
+use super::bilinear::{bilinear_readout, clamp_positions, clamp_straight_through};
 use super::linear::TorchLinear;
 use super::retinotopy::{GridPredictor, GridPredictorConfig};
 use super::tensor_util::{param_from_f64, tensor_from_f64, to_f64_vec, trainable_leaf};
@@ -374,12 +374,7 @@ impl GaussianReadout {
             Some(s) => positions + s.unsqueeze_dim(1),
             None => positions,
         };
-        let read = bilinear_sample(x, positions); // (B, N, C)
-        let f = self
-            .effective_features(bank)
-            .transpose()
-            .unsqueeze_dim::<3>(0); // (1, N, C)
-        let y = (read * f).sum_dim(2).reshape([b, n]);
+        let y = bilinear_readout(x, positions, self.effective_features(bank));
         match &self.bias {
             Some(bias) => y + bias.val().unsqueeze_dim(0),
             None => y,

@@ -1,0 +1,286 @@
+//! The fused readout and batch-norm kernels must give the results of the burn-op compositions
+//! they replace, forward and backward (gradients of every input), and not depend on the thread
+//! count.
+
+use super::*;
+use crate::model::readout::bilinear::bilinear_readout_ops;
+use burn::tensor::{Device, Distribution, TensorData, Tolerance};
+
+fn random<const D: usize>(shape: [usize; D], std: f64) -> TensorData {
+    Tensor::<D>::random(shape, Distribution::Normal(0.0, std), &Device::flex()).into_data()
+}
+
+fn within_one_thread_and_three<R: PartialEq + std::fmt::Debug + Send>(f: impl Fn() -> R + Sync) {
+    let run = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(&f)
+    };
+    assert_eq!(run(1), run(3));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bilinear readout
+
+/// Output and gradients (map, positions, features) of `readout` for `loss = Σ y · probe`.
+type ReadoutRun = (TensorData, TensorData, TensorData, TensorData);
+
+fn run_readout(
+    readout: impl Fn(Tensor<4>, Tensor<3>, Tensor<2>) -> Tensor<2>,
+    map: &TensorData,
+    positions: &TensorData,
+    features: &TensorData,
+    probe: &TensorData,
+) -> ReadoutRun {
+    let device = Device::flex().autodiff();
+    let map = Tensor::<4>::from_data(map.clone(), &device).require_grad();
+    let positions = Tensor::<3>::from_data(positions.clone(), &device).require_grad();
+    let features = Tensor::<2>::from_data(features.clone(), &device).require_grad();
+    let y = readout(map.clone(), positions.clone(), features.clone());
+    let grads = (y.clone() * Tensor::from_data(probe.clone(), &device))
+        .sum()
+        .backward();
+    (
+        y.into_data(),
+        map.grad(&grads).expect("map gradient").into_data(),
+        positions
+            .grad(&grads)
+            .expect("position gradient")
+            .into_data(),
+        features.grad(&grads).expect("feature gradient").into_data(),
+    )
+}
+
+/// Positions that hit every case: random inside and outside the map, exactly on the border and
+/// on pixel centres (integer tap coordinates), and far outside.
+fn test_positions(batch: usize, neurons: usize, h: usize, w: usize) -> TensorData {
+    let special = [
+        -1.0f32,
+        1.0,
+        0.0,
+        -1.0 + 2.0 / (w - 1).max(1) as f32,
+        1.0 - 2.0 / (h - 1).max(1) as f32,
+        -1.05,
+        1.05,
+        3.0,
+        -7.5,
+    ];
+    let mut values = random([batch, neurons, 2], 0.7)
+        .try_to_vec::<f32>()
+        .unwrap();
+    for (i, v) in values.iter_mut().enumerate() {
+        if i % 3 == 0 {
+            *v = special[(i / 3) % special.len()];
+        }
+    }
+    TensorData::new(values, [batch, neurons, 2])
+}
+
+fn assert_readout_matches_ops(batch: usize, channels: usize, h: usize, w: usize, neurons: usize) {
+    let map = random([batch, channels, h, w], 1.0);
+    let positions = test_positions(batch, neurons, h, w);
+    let features = random([channels, neurons], 0.5);
+    let probe = random([batch, neurons], 1.0);
+    let x = Tensor::<4>::from_data(map.clone(), &Device::flex());
+    let p = Tensor::<3>::from_data(positions.clone(), &Device::flex());
+    let f = Tensor::<2>::from_data(features.clone(), &Device::flex());
+    assert!(uses_readout_kernel(&x, &p, &f), "fast path not taken");
+
+    let ours = run_readout(bilinear_readout, &map, &positions, &features, &probe);
+    let plain = run_readout(bilinear_readout_ops, &map, &positions, &features, &probe);
+    let tolerance = Tolerance::<f32>::rel_abs(1e-4, 1e-5);
+    ours.0.assert_approx_eq(&plain.0, tolerance);
+    ours.1.assert_approx_eq(&plain.1, tolerance);
+    ours.2.assert_approx_eq(&plain.2, tolerance);
+    ours.3.assert_approx_eq(&plain.3, tolerance);
+}
+
+#[test]
+fn readout_matches_burn_ops() {
+    // Channels not a multiple of the 8 lanes, to cover the tails of the dot products.
+    assert_readout_matches_ops(3, 11, 6, 9, 40);
+}
+
+#[test]
+fn readout_matches_burn_ops_for_one_image() {
+    assert_readout_matches_ops(1, 16, 5, 7, 70);
+}
+
+#[test]
+fn readout_matches_burn_ops_on_a_one_pixel_wide_map() {
+    assert_readout_matches_ops(2, 8, 4, 1, 30);
+}
+
+#[test]
+fn readout_without_gradients_matches_burn_ops() {
+    // Evaluation: plain device, positions broadcast from one set (a strided view).
+    let device = Device::flex();
+    let map = Tensor::<4>::random([2, 5, 4, 6], Distribution::Normal(0.0, 1.0), &device);
+    let positions = Tensor::<3>::from_data(test_positions(1, 25, 4, 6), &device).expand([2, 25, 2]);
+    let features = Tensor::<2>::random([5, 25], Distribution::Normal(0.0, 1.0), &device);
+    let ours = bilinear_readout(map.clone(), positions.clone(), features.clone());
+    let plain = bilinear_readout_ops(map, positions, features);
+    ours.into_data()
+        .assert_approx_eq(&plain.into_data(), Tolerance::<f32>::rel_abs(1e-4, 1e-5));
+}
+
+#[test]
+fn readout_gradient_reaches_only_what_needs_it() {
+    // A frozen map and frozen features (transfer): only the positions ask for a gradient.
+    let device = Device::flex().autodiff();
+    let map = Tensor::<4>::random([2, 4, 5, 5], Distribution::Normal(0.0, 1.0), &device);
+    let features = Tensor::<2>::random([4, 6], Distribution::Normal(0.0, 1.0), &device);
+    let data = test_positions(2, 6, 5, 5);
+    let grad_of = |f: fn(Tensor<4>, Tensor<3>, Tensor<2>) -> Tensor<2>| {
+        let positions = Tensor::<3>::from_data(data.clone(), &device).require_grad();
+        let grads = f(map.clone(), positions.clone(), features.clone())
+            .sum()
+            .backward();
+        positions
+            .grad(&grads)
+            .expect("position gradient")
+            .into_data()
+    };
+    grad_of(bilinear_readout).assert_approx_eq(
+        &grad_of(bilinear_readout_ops),
+        Tolerance::<f32>::rel_abs(1e-4, 1e-5),
+    );
+}
+
+#[test]
+fn readout_results_do_not_depend_on_the_thread_count() {
+    let shape = readout::ReadoutShape {
+        batch: 5,
+        channels: 9,
+        height: 6,
+        width: 7,
+        neurons: 70,
+    };
+    let map = random([5, 9, 6, 7], 1.0).try_to_vec::<f32>().unwrap();
+    let positions = test_positions(5, 70, 6, 7).try_to_vec::<f32>().unwrap();
+    let features = random([9, 70], 1.0).try_to_vec::<f32>().unwrap();
+    let grad = random([5, 70], 1.0).try_to_vec::<f32>().unwrap();
+    let wanted = readout::Wanted {
+        map: true,
+        positions: true,
+        features: true,
+    };
+    within_one_thread_and_three(|| {
+        (
+            readout::forward(&shape, &map, &positions, &features),
+            readout::backward(&shape, &map, &positions, &features, &grad, wanted),
+        )
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batch norm (training mode)
+
+/// Output, mean, variance and gradients (input, scale, shift) for `loss = Σ out · probe`.
+type NormRun = [TensorData; 6];
+
+fn run_norm<const D: usize>(
+    norm: impl Fn(Tensor<D>, Tensor<1>, Tensor<1>) -> BatchNormTrainOutput<D>,
+    x: &TensorData,
+    scale: &TensorData,
+    shift: &TensorData,
+    probe: &TensorData,
+) -> NormRun {
+    let device = Device::flex().autodiff();
+    let x = Tensor::<D>::from_data(x.clone(), &device).require_grad();
+    let scale = Tensor::<1>::from_data(scale.clone(), &device).require_grad();
+    let shift = Tensor::<1>::from_data(shift.clone(), &device).require_grad();
+    let out = norm(x.clone(), scale.clone(), shift.clone());
+    let grads = (out.output.clone() * Tensor::from_data(probe.clone(), &device))
+        .sum()
+        .backward();
+    [
+        out.output.into_data(),
+        out.mean.into_data(),
+        out.variance.into_data(),
+        x.grad(&grads).expect("input gradient").into_data(),
+        scale.grad(&grads).expect("scale gradient").into_data(),
+        shift.grad(&grads).expect("shift gradient").into_data(),
+    ]
+}
+
+fn assert_norm_matches_burn<const D: usize>(shape: [usize; D], offset: f32) {
+    let channels = shape[1];
+    let x = random(shape, 2.0);
+    let x = TensorData::new(
+        x.try_to_vec::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v + offset)
+            .collect(),
+        shape,
+    );
+    let scale = random([channels], 1.0);
+    let shift = random([channels], 1.0);
+    let probe = random(shape, 1.0);
+    let eps = 1e-5;
+    let ours = run_norm(
+        |x: Tensor<D>, s, b| batch_norm_train(x, s, b, eps),
+        &x,
+        &scale,
+        &shift,
+        &probe,
+    );
+    let burn = run_norm(
+        |x: Tensor<D>, s, b| module::batch_norm_train(x, s, b, eps),
+        &x,
+        &scale,
+        &shift,
+        &probe,
+    );
+    let tolerance = Tolerance::<f32>::rel_abs(1e-4, 1e-4);
+    for (what, (ours, burn)) in ["output", "mean", "variance", "dx", "dscale", "dshift"]
+        .iter()
+        .zip(ours.iter().zip(&burn))
+    {
+        eprintln!("checking {what}");
+        ours.assert_approx_eq(burn, tolerance);
+    }
+}
+
+#[test]
+fn batch_norm_matches_burn() {
+    assert_norm_matches_burn([4, 3, 5, 7], 0.0);
+}
+
+#[test]
+fn batch_norm_matches_burn_for_one_image() {
+    assert_norm_matches_burn([1, 5, 6, 4], 0.5);
+}
+
+#[test]
+fn batch_norm_matches_burn_far_from_zero() {
+    // A large common offset: the kernel works on centred values, so nothing cancels.
+    assert_norm_matches_burn([3, 2, 9, 9], 30.0);
+}
+
+#[test]
+fn batch_norm_matches_burn_on_three_dimensional_input() {
+    assert_norm_matches_burn([6, 4, 13], -1.0);
+}
+
+#[test]
+fn batch_norm_results_do_not_depend_on_the_thread_count() {
+    let shape = batch_norm::NormShape {
+        batch: 3,
+        channels: 5,
+        plane: 37,
+    };
+    let x = random([3, 5, 37], 1.0).try_to_vec::<f32>().unwrap();
+    let grad = random([3, 5, 37], 1.0).try_to_vec::<f32>().unwrap();
+    let scale = random([5], 1.0).try_to_vec::<f32>().unwrap();
+    let shift = random([5], 1.0).try_to_vec::<f32>().unwrap();
+    within_one_thread_and_three(|| {
+        let out = batch_norm::forward(&shape, &x, &scale, &shift, 1e-5);
+        let grads =
+            batch_norm::backward(&shape, &x, &scale, (&out.mean, &out.variance), 1e-5, &grad);
+        (out, grads)
+    });
+}

@@ -21,6 +21,7 @@ use burn::tensor::Shape;
 use rayon::prelude::*;
 
 use super::extension::{flex_tensor, values};
+use super::memory::zeroed;
 
 /// Sizes of a batch-norm input `[batch, channels, plane...]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +104,7 @@ fn map_planes(
     len: usize,
     per_plane: impl Fn(usize, usize, &mut [f32]) + Sync,
 ) -> Vec<f32> {
-    let mut out = vec![0.0f32; len];
+    let mut out = zeroed(len);
     out.par_chunks_mut(shape.plane.max(1))
         .enumerate()
         .for_each(|(i, plane)| per_plane(i % shape.channels, i, plane));

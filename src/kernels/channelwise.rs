@@ -20,6 +20,8 @@
 
 use rayon::prelude::*;
 
+use super::memory::zeroed;
+
 /// Sizes of one channel-wise convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChannelwiseShape {
@@ -147,7 +149,7 @@ pub fn forward(shape: &ChannelwiseShape, x: &[f32], weight: &[f32]) -> Vec<f32> 
     let (out_h, out_w) = (shape.out_h(), shape.out_w());
     let out_stride = chunks(out_w) * LANES;
     let padded = shape.padded_input();
-    let mut out = vec![0.0f32; shape.batch * shape.channels * shape.out_plane()];
+    let mut out = zeroed(shape.batch * shape.channels * shape.out_plane());
     out.par_chunks_mut(shape.out_plane())
         .enumerate()
         .for_each_init(
@@ -206,7 +208,7 @@ pub fn input_grad(shape: &ChannelwiseShape, weight: &[f32], grad_out: &[f32]) ->
         .chunks_exact(shape.taps())
         .flat_map(|w| w.iter().rev().copied())
         .collect();
-    let mut grad_x = vec![0.0f32; shape.batch * shape.in_channels() * shape.in_plane()];
+    let mut grad_x = zeroed(shape.batch * shape.in_channels() * shape.in_plane());
     grad_x
         .par_chunks_mut(shape.in_plane())
         .enumerate()

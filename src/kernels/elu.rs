@@ -16,6 +16,7 @@ use burn::tensor::TensorData;
 use rayon::prelude::*;
 
 use super::extension::values;
+use super::memory::zeroed;
 
 /// Elements per parallel task: large enough to amortise scheduling, small enough to balance.
 const TASK: usize = 1 << 16;
@@ -29,7 +30,7 @@ pub trait EluBackend: Backend {
 
 /// ELU of every value (α = 1).
 pub fn elu_values(x: &[f32]) -> Vec<f32> {
-    let mut out = vec![0.0f32; x.len()];
+    let mut out = zeroed(x.len());
     out.par_chunks_mut(TASK)
         .zip(x.par_chunks(TASK))
         .for_each(|(o, x)| elu_chunk(x, o));
@@ -86,7 +87,7 @@ fn exp_m1_nonpositive(x: f32) -> f32 {
 /// Input gradient of ELU from its output `y` and the output gradient.
 pub fn elu_grad_values(y: &[f32], grad: &[f32]) -> Vec<f32> {
     assert_eq!(y.len(), grad.len());
-    let mut out = vec![0.0f32; y.len()];
+    let mut out = zeroed(y.len());
     out.par_chunks_mut(TASK)
         .zip(y.par_chunks(TASK).zip(grad.par_chunks(TASK)))
         .for_each(|(o, (y, g))| {

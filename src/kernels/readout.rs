@@ -27,6 +27,7 @@ use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
 use rayon::prelude::*;
 
 use super::extension::{flex_tensor, values};
+use super::memory::zeroed;
 
 /// Sizes of one read-out: map `[batch, channels, height, width]`, positions `[batch, neurons, 2]`
 /// and features `[channels, neurons]`.
@@ -198,7 +199,7 @@ fn transpose_into(values: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
 
 /// The map `[batch, channels, h, w]` laid out channels-last, `[batch, h, w, channels]`.
 fn channels_last(shape: &ReadoutShape, map: &[f32]) -> Vec<f32> {
-    let mut out = vec![0.0f32; map.len()];
+    let mut out = zeroed(map.len());
     out.par_chunks_mut(shape.image())
         .zip(map.par_chunks(shape.image()))
         .for_each(|(out, image)| transpose_into(image, shape.channels, shape.plane(), out));
@@ -299,7 +300,7 @@ fn map_and_position_grads(
 ) -> (Vec<f32>, Vec<f32>) {
     let (n, c) = (shape.neurons, shape.channels);
     let image_len = shape.image().max(1);
-    let mut map_grad = vec![0.0f32; map.len()];
+    let mut map_grad = zeroed(map.len());
     let mut positions_grad = vec![0.0f32; positions.len()];
     map_grad
         .par_chunks_mut(image_len)

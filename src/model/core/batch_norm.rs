@@ -80,7 +80,13 @@ impl BatchNorm2d {
         let mean = self.running_mean.val().detach();
         let var = self.running_var.val().detach();
         let (scale, shift) = self.scale_and_shift(&mean);
-        burn::tensor::module::batch_norm(x, scale, shift, mean, var, self.eps)
+        // Fold the statistics into one per-channel multiply-add: two passes over the map
+        // instead of the four of (x − mean) / √(var + ε) · scale + shift; the result differs
+        // from that form by rounding only.
+        let channels = mean.dims()[0];
+        let gain = scale * var.add_scalar(self.eps).sqrt().recip();
+        let offset = shift - mean * gain.clone();
+        x * gain.reshape([1, channels, 1, 1]) + offset.reshape([1, channels, 1, 1])
     }
 
     /// Normalizes with the batch's own mean and biased variance (training mode) and updates the

@@ -17,7 +17,8 @@
 //!   feature vector, one pass per image instead of some forty burn ops over batch × neurons ×
 //!   channels intermediates.
 //! - [`memory`]: allocator settings that keep freed activation buffers for reuse instead of
-//!   returning them to the OS after every step (the largest single saving).
+//!   returning them to the OS after every step (the largest single saving), and output
+//!   buffers zeroed by all threads rather than by the calling one.
 //!
 //! [`conv2d`], [`elu`] and [`batch_norm_train`] are the entry points the model uses: they take
 //! the fast path where it applies and fall back to burn's ops everywhere else (other shapes,

@@ -250,3 +250,6 @@ fn demo_quick_reports_model_beside_ground_truth() {
 
 #[path = "cli/transfer.rs"]
 mod transfer;
+
+#[path = "cli/ensemble.rs"]
+mod ensemble;

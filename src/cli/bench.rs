@@ -1,19 +1,24 @@
 //! `cortexfit bench`: time training steps (forward + backward + Adam) and evaluation batches of a
-//! preset on synthetic input, and print the figures as one JSON line.
+//! preset on synthetic input, and print the figures as one JSON line. The training step is the
+//! trainer's own (`train::step`: objective, Adam with the preset's `[trainer]` settings, clamping).
 
 use std::time::Instant;
 
 use anyhow::Context;
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Poisson, Uniform};
 
 use crate::backend::{DeviceKind, init_threads};
-use crate::model::encoder::{DatasetFacts, DatasetReadoutFacts};
-use crate::model::{Encoder, LossReduction, ModelConfig, poisson_loss};
+use crate::config::RunConfig;
+use crate::data::BatchTensors;
+use crate::kernels::Kernels;
+use crate::model::tensor_util::scalar;
+use crate::model::{DatasetFacts, DatasetReadoutFacts, Encoder, SamplingRng};
+use crate::train::step::{adam, batch_objective, loss_scale, optimizer_step};
 
 /// Arguments of `cortexfit bench`.
 #[derive(clap::Args, Debug)]
@@ -45,6 +50,16 @@ pub struct Args {
     /// Seed of the synthetic data and the model.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Which implementation computes the hot operations (`burn`: burn's own ops, the "before").
+    #[arg(long, value_enum, default_value = "fused")]
+    pub kernels: KernelsArg,
+}
+
+/// `--kernels` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum KernelsArg {
+    Fused,
+    Burn,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -75,16 +90,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .clone()
         .try_into()
         .expect("clap gives 2 values");
-    let config = ModelConfig::preset(&args.preset)?;
+    let kernels = match args.kernels {
+        KernelsArg::Fused => Kernels::Fused,
+        KernelsArg::Burn => Kernels::Burn,
+    };
+    let _kernels = crate::kernels::use_kernels(kernels);
+    let run_config = RunConfig::preset(&args.preset)?;
+    let config = run_config.model.clone();
     let plain = args.device.device()?;
     let device = plain.clone().autodiff();
-    // The Gaussian readout draws its training positions from the device's random generator.
-    device.seed(args.seed);
 
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let needs_behavior = config.behavior_as_channels || config.modulator.is_some();
     let needs_pupil = config.pupil_as_channels || config.shifter.is_some();
     let n_behaviors = if needs_behavior { 3 } else { 0 };
+    // Whether the built model agrees (it decides what `forward` needs).
     let coords = Uniform::new(-500.0, 500.0).expect("valid range");
     let facts = DatasetFacts {
         in_shape: [1, h, w],
@@ -99,6 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ),
             match_ids: None,
             mean_activity: Some(vec![1.0; args.neurons]),
+            rf_centers_px: None,
         }],
     };
     let mut model = Encoder::init(&config, &facts, args.seed, &device)
@@ -123,27 +144,41 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )
     };
 
-    // Training steps: forward (batch statistics, sampled positions) + Poisson loss + regularizer,
-    // backward, Adam (PyTorch's ε = 1e-8).
-    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    anyhow::ensure!(
+        model.needs_behavior() == needs_behavior && model.needs_pupil_center() == needs_pupil,
+        "preset `{}`: the synthetic batch does not match what the model needs",
+        args.preset
+    );
+
+    // Training steps: the trainer's own step (forward with batch statistics and sampled
+    // positions, √(M/B)-scaled Poisson loss + regularizers, backward, Adam with the preset's
+    // `[trainer]` settings, clamping). M = B here: one synthetic batch is the whole "dataset".
+    let trainer = &run_config.trainer;
+    let mut optim = adam(trainer);
+    let mut noise = SamplingRng::seed_from_u64(args.seed);
     let (x, y, beh, pupil_t) = batch_on(&device);
+    let scale = loss_scale(b, b, trainer.scale_loss);
     let mut train_ms = Vec::with_capacity(args.steps);
     let (mut forward_ms, mut backward_ms, mut adam_ms) = (Vec::new(), Vec::new(), Vec::new());
     let mut losses = Vec::new();
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
     for step in 0..args.warmup + args.steps {
         let start = Instant::now();
-        let pred = model.forward(x.clone(), 0, beh.clone(), pupil_t.clone(), true);
-        let loss =
-            poisson_loss(pred, y.clone(), 1e-12, LossReduction::Sum).add(model.regularizer(0));
+        let batch = BatchTensors {
+            images: x.clone(),
+            responses: y.clone(),
+            behavior: beh.clone(),
+            pupil_center: pupil_t.clone(),
+        };
+        let out = batch_objective(&mut model, 0, batch, scale, &mut noise);
         // Reading values back waits for all queued work (asynchronous backends).
-        let loss_value: f64 = loss.to_data().iter::<f64>().next().unwrap_or(f64::NAN);
+        let loss_value = scalar(&out.objective);
         let forward = ms(start);
         let t = Instant::now();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let grads = GradientsParams::from_grads(out.objective.backward(), &model);
         let backward = ms(t);
         let t = Instant::now();
-        model = optim.step(0.005, model, grads).clamp_parameters();
+        model = optimizer_step(&mut optim, trainer.lr, model, grads);
         let _ = model.readout.regularizer(0).into_data();
         let adam = ms(t);
         if step >= args.warmup {
@@ -171,6 +206,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let report = serde_json::json!({
         "preset": args.preset,
         "device": format!("{:?}", args.device).to_lowercase(),
+        "kernels": format!("{kernels:?}").to_lowercase(),
         "threads": threads,
         "batch": b,
         "neurons": args.neurons,

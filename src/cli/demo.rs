@@ -9,8 +9,10 @@ use anyhow::Context;
 use crate::config::RunConfig;
 use crate::data::Tier;
 use crate::report::{Table, fmt3};
+use crate::run::{Run, RunOptions, TierEvaluation, readout_positions, train};
 use crate::sim::{GroundTruth, SimulationConfig, simulate};
-use crate::train::{TrainOptions, TrainedRun, evaluate_tier, readout_positions, train};
+
+use super::progress::TerminalProgress;
 
 /// Arguments of `cortexfit demo`.
 #[derive(clap::Args, Debug)]
@@ -127,24 +129,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     ));
     let config = RunConfig::preset("lurz2020")?.with_overrides("demo", &all)?;
     let device = crate::backend::DeviceKind::Cpu.device()?;
-    let options = TrainOptions {
+    let options = RunOptions {
         device: device.clone(),
-        quiet: args.quiet,
-        stop_after_epochs: None,
     };
-    let summary = train(config, &run_dir, &options)?;
+    let summary = train(
+        config,
+        &run_dir,
+        &options,
+        &mut TerminalProgress::new(args.quiet),
+    )?;
 
-    let trained = TrainedRun::open(&run_dir, &device)?;
+    let trained = Run::open(&run_dir, &device)?;
     let (key, set) = trained.load_data(&data_dir)?;
-    let evaluation = evaluate_tier(
-        &trained.model,
-        key,
-        &set,
-        Tier::Test,
-        trained.config.trainer.batch_size,
-        &device,
-    )
-    .context("the simulated data has no test tier")?;
+    let evaluation = trained
+        .evaluate(key, &set, Tier::Test)
+        .context("the simulated data has no test tier")?;
     let truth = GroundTruth::load(&data_dir).context("reading the simulator's ground truth")?;
     let report = compare_with_truth(&trained, key, &set, &evaluation, &truth)?;
 
@@ -216,10 +215,10 @@ pub struct TruthComparison {
 }
 
 fn compare_with_truth(
-    trained: &TrainedRun,
+    trained: &Run,
     key: usize,
-    set: &crate::train::PreparedSet,
-    evaluation: &crate::train::TierEvaluation,
+    set: &crate::data::PreparedDataset,
+    evaluation: &TierEvaluation,
     truth: &GroundTruth,
 ) -> anyhow::Result<TruthComparison> {
     let n = set.n_neurons();
@@ -259,7 +258,7 @@ fn compare_with_truth(
         .context("the simulated test tier has no repeats")?;
     let truth_fraction_oracle = crate::metrics::fraction_oracle(&single, &oracle);
 
-    let mu = readout_positions(&trained.model, key)
+    let mu = readout_positions(trained.model(), key)
         .context("the demo model has no Gaussian readout positions")?;
     let centres = &truth.rf_centers_grid;
     anyhow::ensure!(

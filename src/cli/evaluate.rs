@@ -2,10 +2,13 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use crate::backend::DeviceKind;
 use crate::data::Tier;
 use crate::report::{Table, fmt3};
-use crate::train::{TierEvaluation, TrainedRun, evaluate_tier};
+use crate::run::Run;
+use crate::run::evaluate::write_neuron_csv;
 
 /// Arguments of `cortexfit evaluate`.
 #[derive(clap::Args, Debug)]
@@ -33,19 +36,14 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     crate::backend::init_threads(args.threads)?;
     let device = args.device.device()?;
-    let trained = TrainedRun::open(&args.run, &device)?;
+    let trained = Run::open(&args.run, &device)?;
     let mut summaries = Vec::new();
+    // Ensembles: each member's summaries too (one list per member).
+    let mut member_summaries = vec![Vec::new(); trained.models.len()];
     let mut notes = Vec::new();
     for path in &args.data {
         let (key, set) = trained.load_data(path)?;
-        let Some(evaluation) = evaluate_tier(
-            &trained.model,
-            key,
-            &set,
-            args.tier,
-            trained.config.trainer.batch_size,
-            &device,
-        ) else {
+        let Some(evaluation) = trained.evaluate(key, &set, args.tier) else {
             anyhow::bail!(
                 "{} (data key {}) has no trials in tier `{}`",
                 path.display(),
@@ -63,18 +61,61 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         let csv_path =
             trained
-                .run
+                .dir
                 .evaluation()
                 .join(format!("{}_{}.csv", set.data_key(), args.tier));
-        write_neuron_csv(&trained, key, &set, &evaluation, &csv_path)?;
+        write_neuron_csv(trained.model(), key, &set, &evaluation, &csv_path)?;
         notes.push(format!("per-neuron metrics: {}", csv_path.display()));
         summaries.push(evaluation.summary);
+        if trained.is_ensemble() {
+            let members = trained
+                .evaluate_members(key, &set, args.tier)
+                .context("the tier has trials")?;
+            for (list, member) in member_summaries.iter_mut().zip(members) {
+                list.push(member.summary);
+            }
+        }
     }
     if args.json {
-        println!("{}", serde_json::to_string(&summaries)?);
+        if trained.is_ensemble() {
+            let members: Vec<serde_json::Value> = member_summaries
+                .iter()
+                .zip(&trained.member_seeds)
+                .zip(&trained.member_dirs)
+                .map(|((s, seed), dir)| {
+                    serde_json::json!({"seed": seed, "run": dir.display().to_string(), "summaries": s})
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({"ensemble": summaries, "members": members})
+            );
+        } else {
+            println!("{}", serde_json::to_string(&summaries)?);
+        }
         return Ok(());
     }
+    let mut rows: Vec<(String, &crate::run::TierSummary)> = Vec::new();
+    let ensemble_label = format!("ensemble of {}", trained.models.len());
+    for s in &summaries {
+        rows.push((
+            if trained.is_ensemble() {
+                ensemble_label.clone()
+            } else {
+                "run".into()
+            },
+            s,
+        ));
+    }
+    if trained.is_ensemble() {
+        for (list, seed) in member_summaries.iter().zip(&trained.member_seeds) {
+            for s in list {
+                rows.push((format!("member seed {seed}"), s));
+            }
+        }
+    }
     let mut table = Table::new(&[
+        "model",
         "data key",
         "neurons",
         "trials",
@@ -84,8 +125,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "fraction oracle",
         "FEVE",
     ]);
-    for s in &summaries {
+    for (label, s) in rows {
         table.row(vec![
+            label,
             s.data_key.clone(),
             s.neurons.to_string(),
             s.trials.to_string(),
@@ -102,60 +144,4 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("{note}");
     }
     Ok(())
-}
-
-/// One row per neuron: every metric and, for Gaussian readouts, μ and Σ in grid coordinates.
-fn write_neuron_csv(
-    trained: &TrainedRun,
-    key: usize,
-    set: &crate::train::PreparedSet,
-    evaluation: &TierEvaluation,
-    path: &std::path::Path,
-) -> anyhow::Result<()> {
-    let n = set.n_neurons();
-    let positions = crate::train::readout_positions(&trained.model, key);
-    let sigma = crate::train::readout_sigma(&trained.model, key);
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    let mut header = vec![
-        "data_key",
-        "unit_id",
-        "single_trial_correlation",
-        "correlation_to_average",
-        "oracle",
-        "fev",
-        "feve",
-        "poisson_loss",
-    ];
-    if positions.is_some() {
-        header.extend(["mu_x", "mu_y"]);
-    }
-    if sigma.is_some() {
-        header.extend(["sigma_xx", "sigma_xy", "sigma_yx", "sigma_yy"]);
-    }
-    writer.write_record(&header)?;
-    let opt =
-        |v: &Option<Vec<f64>>, i: usize| v.as_ref().map_or(String::new(), |v| v[i].to_string());
-    let m = &evaluation.neurons;
-    for i in 0..n {
-        let mut row = vec![
-            set.data_key().to_string(),
-            set.dataset.neurons.unit_ids[i].to_string(),
-            m.single_trial_correlation[i].to_string(),
-            opt(&m.correlation_to_average, i),
-            opt(&m.oracle, i),
-            opt(&m.fev, i),
-            opt(&m.feve, i),
-            m.poisson_loss[i].to_string(),
-        ];
-        if let Some(p) = &positions {
-            row.push(p[i][0].to_string());
-            row.push(p[i][1].to_string());
-        }
-        if let Some(s) = &sigma {
-            row.extend(s[i].iter().map(|v| v.to_string()));
-        }
-        writer.write_record(&row)?;
-    }
-    let bytes = writer.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::io::atomic_write(path, &bytes)
 }

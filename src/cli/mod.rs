@@ -7,10 +7,12 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod config;
 mod demo;
+mod ensemble;
 mod evaluate;
 mod experiment;
 mod info;
 mod predict;
+mod progress;
 mod simulate;
 mod train;
 mod transfer;
@@ -48,6 +50,8 @@ enum Command {
     Demo(demo::Args),
     /// Time training and evaluation steps of a preset on synthetic input.
     Bench(bench::Args),
+    /// Group finished runs of one configuration (different seeds) into an ensemble.
+    Ensemble(ensemble::Args),
     /// Freeze a trained core and fit new readouts on new neurons or a new animal.
     Transfer(transfer::Args),
     /// Run a family of fits (e.g. a data-efficiency curve) and plot the results.
@@ -67,6 +71,7 @@ pub fn main() -> ExitCode {
         Command::Predict(args) => predict::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Ensemble(args) => ensemble::run(args),
         Command::Transfer(args) => transfer::run(args),
         Command::Experiment(cmd) => experiment::run(cmd),
     };

@@ -8,8 +8,7 @@ use npyz::WriterBuilder;
 
 use crate::backend::DeviceKind;
 use crate::data::Tier;
-use crate::train::TrainedRun;
-use crate::train::evaluation::predict;
+use crate::run::Run;
 
 /// Arguments of `cortexfit predict`.
 #[derive(clap::Args, Debug)]
@@ -38,24 +37,9 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     crate::backend::init_threads(args.threads)?;
     let device = args.device.device()?;
-    let trained = TrainedRun::open(&args.run, &device)?;
+    let trained = Run::open(&args.run, &device)?;
     let (key, set) = trained.load_data(&args.data)?;
-    let trials = set.tier(args.tier);
-    anyhow::ensure!(
-        !trials.is_empty(),
-        "{} (data key {}) has no trials in tier `{}`",
-        args.data.display(),
-        set.data_key(),
-        args.tier
-    );
-    let predictions = predict(
-        &trained.model,
-        key,
-        &set,
-        &trials,
-        trained.config.trainer.batch_size,
-        &device,
-    );
+    let (trials, predictions) = trained.predict_tier(key, &set, args.tier)?;
     let n = set.n_neurons();
     let npy_path = if args.out.extension().is_some_and(|e| e == "npy") {
         args.out.clone()

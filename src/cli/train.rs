@@ -6,7 +6,9 @@ use anyhow::Context;
 
 use crate::backend::DeviceKind;
 use crate::config::{PRESETS, RunConfig};
-use crate::train::{TrainOptions, resume, train};
+use crate::run::{RunOptions, resume, train};
+
+use super::progress::TerminalProgress;
 
 /// Arguments of `cortexfit train`.
 #[derive(clap::Args, Debug)]
@@ -39,8 +41,17 @@ pub struct Args {
     #[arg(long, value_name = "M", conflicts_with = "resume")]
     pub max_minutes: Option<f64>,
     /// The run seed (same config + seed → same numbers).
-    #[arg(long, conflicts_with = "resume")]
+    #[arg(long, conflicts_with_all = ["resume", "seeds"])]
     pub seed: Option<u64>,
+    /// Train an ensemble: one run per seed in OUT/seed-<s>/, and OUT/ensemble.json. Running the
+    /// same command again skips finished members and resumes killed ones.
+    #[arg(
+        long,
+        value_name = "S1,S2,…",
+        value_delimiter = ',',
+        conflicts_with = "resume"
+    )]
+    pub seeds: Vec<u64>,
     /// Worker threads for the CPU backend (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -86,22 +97,61 @@ pub fn resolve_config(args: &Args) -> anyhow::Result<RunConfig> {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     crate::backend::init_threads(args.threads)?;
-    let options = TrainOptions {
+    let options = RunOptions {
         device: args.device.device()?,
-        quiet: args.quiet,
-        stop_after_epochs: None,
     };
+    let mut progress = TerminalProgress::new(args.quiet);
+    if !args.seeds.is_empty() {
+        return train_ensemble(&args, &options, &mut progress);
+    }
     let summary = if let Some(run_dir) = &args.resume {
-        resume(run_dir, &options)?
+        resume(run_dir, &options, &mut progress)?
     } else {
         let config = resolve_config(&args)?;
         let out = args.out.as_ref().context("--out RUN is required")?;
-        train(config, out, &options)?
+        train(config, out, &options, &mut progress)?
     };
     if !args.quiet {
         eprintln!(
             "best validation correlation {:.4} (epoch {} of {}); summary in summary.json",
             summary.best_validation_correlation, summary.best_epoch, summary.epochs
+        );
+    }
+    Ok(())
+}
+
+/// `--seeds`: one member run per seed, then the ensemble file.
+fn train_ensemble(
+    args: &Args,
+    options: &RunOptions,
+    progress: &mut TerminalProgress,
+) -> anyhow::Result<()> {
+    let out = args.out.as_ref().context("--out DIR is required")?;
+    let base = resolve_config(args)?;
+    let mut members = Vec::new();
+    for &seed in &args.seeds {
+        let dir = out.join(format!("seed-{seed}"));
+        let run = crate::run::RunDir::new(&dir);
+        if run.summary().exists() {
+            if !args.quiet {
+                eprintln!("member seed {seed}: finished earlier ({})", dir.display());
+            }
+        } else if run.current_checkpoint()?.is_some() {
+            resume(&dir, options, progress)?;
+        } else {
+            let mut config = base.clone();
+            config.seed = seed;
+            train(config, &dir, options, progress)
+                .with_context(|| format!("ensemble member seed {seed}"))?;
+        }
+        members.push(dir);
+    }
+    crate::run::ensemble::create(out, &members, &options.device)?;
+    if !args.quiet {
+        eprintln!(
+            "ensemble of {} runs in {} (evaluate, predict and transfer take it like a run)",
+            members.len(),
+            out.display()
         );
     }
     Ok(())

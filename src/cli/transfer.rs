@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 
 use crate::backend::DeviceKind;
-use crate::train::TrainOptions;
-use crate::train::transfer::{TransferRequest, transfer};
+use crate::run::RunOptions;
+use crate::run::transfer::{TransferRequest, transfer};
+
+use super::progress::TerminalProgress;
 
 /// Arguments of `cortexfit transfer`.
 #[derive(clap::Args, Debug)]
@@ -58,10 +60,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     crate::backend::init_threads(args.threads)?;
-    let options = TrainOptions {
+    let options = RunOptions {
         device: args.device.device()?,
-        quiet: args.quiet,
-        stop_after_epochs: None,
     };
     let request = TransferRequest {
         core_run: args.core,
@@ -74,7 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
         max_minutes: args.max_minutes,
     };
-    let summary = transfer(&request, &options)?;
+    let summary = transfer(&request, &options, &mut TerminalProgress::new(args.quiet))?;
     if !args.quiet {
         eprintln!(
             "best validation correlation {:.4} (epoch {} of {}); run in {}",

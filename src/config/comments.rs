@@ -12,6 +12,10 @@ const DOCS: &[(&str, &str)] = &[
         "seed",
         "Seed of every random choice: initialisation, shuffling, readout position sampling.",
     ),
+    (
+        "kernels",
+        "Which code computes the hot operations: \"fused\" (cortexfit's CPU kernels) or \"burn\" (burn's own ops; slower, same numbers up to rounding).",
+    ),
     // [data]
     ("data", "Recordings and their preparation."),
     (

@@ -8,17 +8,17 @@
 //! data.neuron_n=`) removes the key: an optional setting becomes absent, any other takes its default.
 
 mod comments;
-mod data;
 mod model_docs;
-
 mod trainer;
+mod transfer;
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use data::DataConfig;
+pub use crate::data::DataConfig;
 pub use trainer::TrainerConfig;
+pub use transfer::TransferInit;
 
 use crate::model::{ModelConfig, PRESET_NAMES};
 
@@ -71,6 +71,10 @@ pub struct RunConfig {
     /// Seed of every random choice (initialisation, shuffling, readout position sampling).
     #[serde(default)]
     pub seed: u64,
+    /// Which implementation computes the hot operations (`fused` kernels or `burn`'s ops); part
+    /// of the configuration because it changes the numbers at rounding level.
+    #[serde(default)]
+    pub kernels: crate::kernels::Kernels,
     /// Recordings and their preparation.
     #[serde(default)]
     pub data: DataConfig,
@@ -81,7 +85,7 @@ pub struct RunConfig {
     pub trainer: TrainerConfig,
     /// Start from a transferred core instead of a fresh one (`cortexfit transfer` writes this).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transfer: Option<crate::train::transfer::TransferInit>,
+    pub transfer: Option<TransferInit>,
 }
 
 /// The names `cortexfit config --preset` and `train --preset` accept (the model presets).
@@ -118,6 +122,7 @@ impl RunConfig {
         };
         Ok(Self {
             seed: 0,
+            kernels: Default::default(),
             data,
             model,
             trainer,
@@ -189,7 +194,12 @@ impl RunConfig {
 
     /// Checks every section and the settings that span sections.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.data.validate()?;
+        self.data.validate().map_err(|e| match e {
+            crate::data::DataError::Setting { key, message } => {
+                ConfigError::Invalid { key, message }
+            }
+            other => ConfigError::invalid("data", other.to_string()),
+        })?;
         self.trainer.validate()?;
         // The model section is checked when the model is built (its errors name `model.<key>`),
         // because some checks need the data (image size, behaviour present).

@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
-use crate::train::early_stopping::EarlyStoppingConfig;
 
 /// Optimisation settings. Defaults are the Lurz 2020 `standard_trainer` values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,18 +132,5 @@ impl TrainerConfig {
             ));
         }
         Ok(())
-    }
-
-    /// The settings of the early-stopping / LR state machine.
-    pub fn early_stopping(&self) -> EarlyStoppingConfig {
-        EarlyStoppingConfig {
-            lr: self.lr,
-            patience: self.patience,
-            tolerance: self.tolerance,
-            max_epochs: self.max_epochs,
-            lr_decay_steps: self.lr_decay_steps,
-            lr_decay_factor: self.lr_decay_factor,
-            min_lr: self.min_lr,
-        }
     }
 }

@@ -51,12 +51,22 @@ pub enum DataError {
         value: f64,
         index: usize,
     },
+    /// A `[data]` setting that is out of range or contradicts another.
+    #[error("`{key}`: {message}")]
+    Setting { key: String, message: String },
     /// A subset request that cannot be satisfied.
     #[error("invalid subset: {0}")]
     Subset(String),
 }
 
 impl DataError {
+    pub(crate) fn setting(key: &str, message: impl Into<String>) -> Self {
+        DataError::Setting {
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, err: impl std::fmt::Display) -> Self {
         DataError::Io {
             path: path.into(),

@@ -3,20 +3,25 @@
 //! batches and the neuron / image subsets of the data-efficiency experiments.
 //!
 //! [`Dataset`] holds one scan (one `data_key`) in memory with RAW on-disk values;
-//! [`Normalizer`] and [`PreparedDataset`] turn it into normalized batches.
+//! [`PreparedDataset`] applies a run's `[data]` settings ([`DataConfig`]: subsets, [`Normalizer`])
+//! and cuts normalized batches from it; it is the one dataset pipeline of the crate.
 
-mod batches;
+mod config;
 mod error;
 mod filetree;
 mod normalize;
 pub mod npy;
+mod prepared;
 mod source;
+mod split;
 mod subset;
 mod tiers;
 
-pub use batches::{Batch, PreparedDataset};
+pub use config::DataConfig;
 pub use error::DataError;
 pub use normalize::{NormalizeOptions, Normalizer};
+pub use prepared::{Batch, BatchTensors, PreparedDataset};
+pub use split::{NeuronHalf, NeuronSplit};
 pub use subset::NeuronSelection;
 pub use tiers::Tier;
 
@@ -125,6 +130,14 @@ impl Dataset {
 
     pub fn n_neurons(&self) -> usize {
         self.neurons.unit_ids.len()
+    }
+
+    /// Behaviour variables per trial (0 when the recording has none).
+    pub fn n_behaviors(&self) -> usize {
+        match &self.behavior {
+            Some(b) if self.n_trials() > 0 => b.len() / self.n_trials(),
+            _ => 0,
+        }
     }
 
     /// Number of values per image (C·H·W).

@@ -87,6 +87,16 @@ impl Normalizer {
         })
     }
 
+    /// The identity transform (`data.normalize = false`).
+    pub fn identity(n_neurons: usize) -> Normalizer {
+        Normalizer {
+            image_stats: None,
+            response_precision: vec![1.0; n_neurons],
+            behavior: None,
+            pupil_center: None,
+        }
+    }
+
     /// Normalize images (any number of values; scalar statistics).
     pub fn images(&self, x: &[f64]) -> Vec<f64> {
         match self.image_stats {

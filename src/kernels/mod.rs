@@ -24,9 +24,9 @@
 //! the fast path where it applies and fall back to burn's ops everywhere else (other shapes,
 //! dtypes or devices), so callers never need to know which one ran. [`bilinear_readout`] is the
 //! fast path alone; `model::readout::bilinear` falls back to its own burn-op composition where
-//! [`uses_readout_kernel`] says no. `benches/kernels.rs` times both side by side, and setting
-//! the environment variable `CORTEXFIT_KERNELS=burn` turns the fast paths off (to time burn's
-//! own implementation of a whole model, e.g. `CORTEXFIT_KERNELS=burn cortexfit bench`).
+//! [`uses_readout_kernel`] says no. `benches/kernels.rs` times both side by side, and the run
+//! option `kernels = "burn"` ([`Kernels`], `cortexfit bench --kernels burn`) turns the fast
+//! paths off to time or check burn's own implementation of a whole model.
 
 pub mod batch_norm;
 pub mod channelwise;
@@ -101,13 +101,48 @@ pub fn uses_channelwise_kernel(
         && weight.dtype() == DType::F32
 }
 
-/// Environment variable that, set to `burn`, makes [`conv2d`] always use burn's own `conv2d`.
-pub const KERNELS_ENV: &str = "CORTEXFIT_KERNELS";
+/// Which implementation computes the model's hot operations. The choice changes the numbers (at
+/// float rounding level), so it is part of a run's configuration (`kernels = "fused"|"burn"`)
+/// and recorded with the run; the run layer selects it for the thread that fits or evaluates
+/// with [`use_kernels`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kernels {
+    /// cortexfit's fused CPU kernels where they apply, burn's ops elsewhere.
+    #[default]
+    Fused,
+    /// burn's own ops everywhere (the reference implementation to compare against).
+    Burn,
+}
 
-/// Whether the fast kernels are on (read once from [`KERNELS_ENV`]).
+thread_local! {
+    static CHOICE: std::cell::Cell<Kernels> = const { std::cell::Cell::new(Kernels::Fused) };
+}
+
+/// Restores the previous kernel choice of this thread when dropped.
+#[must_use = "the choice holds only while the guard lives"]
+pub struct KernelsGuard(Kernels);
+
+impl Drop for KernelsGuard {
+    fn drop(&mut self) {
+        CHOICE.with(|c| c.set(self.0));
+    }
+}
+
+/// Uses `choice` on this thread until the guard is dropped (each thread has its own choice, so
+/// two fits in one process do not affect each other).
+pub fn use_kernels(choice: Kernels) -> KernelsGuard {
+    KernelsGuard(CHOICE.with(|c| c.replace(choice)))
+}
+
+/// The kernel choice of this thread.
+pub fn current() -> Kernels {
+    CHOICE.with(|c| c.get())
+}
+
+/// Whether the fast kernels are on for this thread.
 fn enabled() -> bool {
-    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var(KERNELS_ENV).map_or(true, |v| v != "burn"))
+    current() == Kernels::Fused
 }
 
 /// Whether `weight` is an ungrouped 1×1 filter bank without padding.

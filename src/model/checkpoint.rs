@@ -15,8 +15,8 @@ use anyhow::Context;
 use burn::tensor::{DType, Device};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
-use crate::model::encoder::{DatasetFacts, Encoder, ModelConfig};
 use crate::model::state_dict::{StateDict, StateTensor};
+use crate::model::{DatasetFacts, Encoder, ModelConfig};
 
 /// Version of the checkpoint layout; bumped whenever names or metadata change incompatibly.
 pub const FORMAT_VERSION: u32 = 1;

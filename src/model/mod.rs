@@ -1,9 +1,11 @@
 //! The model family of Lurz et al. 2020: core → readout (+ shifter, × modulator) → ELU+1.
 
 pub mod checkpoint;
+pub mod config;
 pub mod core;
 pub mod encoder;
 pub mod encoder_core;
+pub mod facts;
 pub mod goal_directed;
 pub mod loss;
 pub mod modulator;
@@ -12,15 +14,21 @@ pub mod readout;
 pub mod regularizers;
 pub mod shifter;
 pub mod state_dict;
+pub mod tensor_util;
 
 pub use self::core::{BatchNormMode, CoreConfig, Stacked2dCore};
 pub use checkpoint::{CheckpointError, FORMAT_VERSION};
-pub use encoder::{
-    DatasetFacts, DatasetReadoutFacts, Encoder, EncoderConfig, ModelConfig, ModelError,
-};
+pub use config::ModelConfig;
+pub use encoder::{Encoder, ModelError};
+pub use facts::{DatasetFacts, DatasetReadoutFacts};
 pub use loss::{LossReduction, PoissonLoss, poisson_loss};
 pub use presets::PRESET_NAMES;
 pub use state_dict::{StateDict, StateDictError};
+
+/// The random stream a model draws its training-mode noise from (the Gaussian readout's sampled
+/// positions). The trainer seeds one per epoch from the run seed, so a fit owns all of its
+/// randomness: nothing is drawn from a process-global generator.
+pub type SamplingRng = rand_chacha::ChaCha8Rng;
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{DType, Tensor};

@@ -62,7 +62,7 @@ impl MlpModulator {
         rng: &mut ChaCha8Rng,
         device: &Device,
     ) -> Self {
-        let n = config.layers.max(1);
+        let n = config.layers;
         let layers = (0..n)
             .map(|l| {
                 let d_in = if l == 0 {

@@ -1,8 +1,8 @@
 //! Named model configurations from the literature (REFERENCE.md §3). Each is a complete, typed
 //! [`ModelConfig`]; `cortexfit config --preset NAME` prints one to start from.
 
+use crate::model::config::ModelConfig;
 use crate::model::core::{CoreConfig, PerLayer, Stack};
-use crate::model::encoder::ModelConfig;
 use crate::model::readout::{
     FactorizedReadoutConfig, GaussType, GaussianReadoutConfig, GridPredictorConfig, InitScheme,
     PointPooledReadoutConfig, ReadoutConfig, Reduction,
@@ -199,6 +199,13 @@ pub fn sensorium2022_plus() -> ModelConfig {
         gamma_shifter: 0.0,
     });
     config
+}
+
+impl Default for ModelConfig {
+    /// The Lurz 2020 paper model ([`lurz2020`]).
+    fn default() -> Self {
+        lurz2020()
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use burn::tensor::Tensor;
 use burn::tensor::ops::ConvOptions;
 use serde::{Deserialize, Serialize};
 
-use crate::model::core::util::tensor_like;
+use crate::model::tensor_util::tensor_like;
 
 /// The 3×3 Laplace kernel [[0,−1,0],[−1,4,−1],[0,−1,0]] (reference `Laplace` filter buffer).
 pub const LAPLACE_3X3: [f64; 9] = [0.0, -1.0, 0.0, -1.0, 4.0, -1.0, 0.0, -1.0, 0.0];

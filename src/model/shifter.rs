@@ -21,8 +21,8 @@ pub struct ShifterConfig {
     /// Number of linear layers (each followed by tanh, including the last).
     #[serde(default = "default_layers")]
     pub shift_layers: usize,
-    /// Weight of the shifter regulariser (the reference's MLP shifter regulariser is 0, kept for
-    /// config compatibility).
+    /// Weight of the shifter regulariser. The MLP shifter has none (as in the reference, whose MLP
+    /// shifter ignores it), so only 0 is accepted; kept so reference configs read unchanged.
     #[serde(default)]
     pub gamma_shifter: f64,
 }
@@ -56,7 +56,7 @@ impl MlpShifter {
     /// An MLP with PyTorch-default layer initialisation (the reference's intended Xavier init never
     /// runs, REFERENCE §1.4).
     pub fn init(config: &ShifterConfig, rng: &mut ChaCha8Rng, device: &Device) -> Self {
-        let n = config.shift_layers.max(1);
+        let n = config.shift_layers;
         let layers = (0..n)
             .map(|l| {
                 let d_in = if l == 0 { 2 } else { config.hidden_channels };

@@ -41,6 +41,21 @@ pub struct EarlyStoppingConfig {
     pub min_lr: f64,
 }
 
+impl From<&crate::config::TrainerConfig> for EarlyStoppingConfig {
+    /// The early-stopping / LR settings of a `[trainer]` section.
+    fn from(t: &crate::config::TrainerConfig) -> Self {
+        Self {
+            lr: t.lr,
+            patience: t.patience,
+            tolerance: t.tolerance,
+            max_epochs: t.max_epochs,
+            lr_decay_steps: t.lr_decay_steps,
+            lr_decay_factor: t.lr_decay_factor,
+            min_lr: t.min_lr,
+        }
+    }
+}
+
 /// What the trainer must do next.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Action {

@@ -5,8 +5,7 @@
 
 use burn::tensor::Device;
 
-use super::datasets::PreparedSet;
-use crate::data::Tier;
+use crate::data::{PreparedDataset, Tier};
 use crate::model::Encoder;
 
 /// Predictions (trials × neurons, row-major, in the order of `trials`) of dataset `key` in
@@ -15,14 +14,14 @@ use crate::model::Encoder;
 pub fn predict(
     model: &Encoder,
     key: usize,
-    set: &PreparedSet,
+    set: &PreparedDataset,
     trials: &[usize],
     batch_size: usize,
     device: &Device,
 ) -> Vec<f32> {
     let mut out = Vec::with_capacity(trials.len() * set.n_neurons());
     for chunk in trials.chunks(batch_size.max(1)) {
-        let batch = set.batch(chunk, device);
+        let batch = set.batch_tensors(chunk, device);
         let y = model.forward_eval(batch.images, key, batch.behavior, batch.pupil_center);
         out.extend(
             y.into_data()
@@ -38,7 +37,7 @@ pub fn predict(
 /// (NaN → 0, as the reference's `get_correlations`). Datasets without that tier contribute nothing.
 pub fn tier_correlations(
     model: &Encoder,
-    sets: &[PreparedSet],
+    sets: &[PreparedDataset],
     tier: Tier,
     batch_size: usize,
     device: &Device,
@@ -66,7 +65,7 @@ pub fn tier_correlations(
 /// all datasets. NaN when no dataset has a validation tier.
 pub fn validation_objective(
     model: &Encoder,
-    sets: &[PreparedSet],
+    sets: &[PreparedDataset],
     batch_size: usize,
     device: &Device,
 ) -> f64 {

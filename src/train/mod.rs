@@ -1,31 +1,31 @@
-//! The trainer: Adam, early stopping on validation correlation, LR decay with best-state
-//! restore, round-robin over datasets (REFERENCE.md §1.7, §4).
+//! Fitting a model to prepared datasets (REFERENCE.md §1.7, §4): the loop of the reference
+//! `standard_trainer` with Adam, early stopping on validation correlation, LR decay with
+//! best-state restore and round-robin over datasets. Knows nothing of run directories: the run
+//! layer (`crate::run`) drives a [`Fit`] and writes its checkpoints and logs.
 //!
+//! - [`build`]: the model of a run for its data (facts from the data, seeded init, transfer init).
+//! - [`step`]: one batch's objective (√(M/B)-scaled Poisson loss + regularizers), Adam, clamping.
+//! - [`fit`]: the epoch loop as a state machine driven by [`Fit::advance`]; resumable state.
 //! - [`early_stopping`]: the early-stopping / plateau-LR state machine (pure, serde).
 //! - [`cycler`]: the LongCycler schedule over datasets with gradient accumulation.
-//! - [`trainer`]: the training loop, resumable checkpoints, `--max-minutes`.
-//! - [`datasets`]: recordings loaded, subset and normalized once, cut into batches.
-//! - [`evaluation`], [`tier_report`]: predictions in evaluation mode and every metric of a tier.
-//! - [`transfer`]: a frozen core from another run, new readouts (then optionally fine-tuning).
-//! - [`run_dir`], [`trained_run`], [`summary`], [`progress`]: the run directory and its files.
+//! - [`evaluation`]: predictions in evaluation mode and the early-stopping objective.
+//! - [`seeds`]: the per-purpose, per-epoch random streams derived from the run seed.
+//! - [`record`]: what one epoch did (a line of `log.jsonl`).
 
+pub mod build;
 pub mod cycler;
-pub mod datasets;
 pub mod early_stopping;
 pub mod evaluation;
+pub mod fit;
 mod param_ids;
-pub mod progress;
-pub mod rf_mapping;
-pub mod run_dir;
+pub mod record;
 pub mod seeds;
-pub mod summary;
-pub mod tier_report;
-pub mod trained_run;
-pub mod trainer;
-pub mod transfer;
+pub mod step;
 
-pub use datasets::PreparedSet;
-pub use summary::Summary;
-pub use tier_report::{TierEvaluation, TierSummary, evaluate_tier};
-pub use trained_run::{TrainedRun, readout_positions, readout_sigma};
-pub use trainer::{TrainOptions, resume, train};
+pub use build::build_model;
+pub use early_stopping::StopReason;
+pub use fit::{Control, EpochObserver, EpochStart, Fit, Next, TrainerState, Unobserved};
+pub use record::EpochRecord;
+
+#[cfg(test)]
+mod tests;

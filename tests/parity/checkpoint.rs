@@ -124,7 +124,7 @@ fn a_core_trained_elsewhere_is_imported_without_touching_the_readout() {
 fn checkpoint_of_a_model_with_retinotopy_shifter_and_behaviour_channels_round_trips() {
     use cortexfit::model::ModelConfig;
     use cortexfit::model::core::PerLayer;
-    use cortexfit::model::encoder::{DatasetFacts, DatasetReadoutFacts};
+    use cortexfit::model::{DatasetFacts, DatasetReadoutFacts};
 
     let device = Device::flex();
     let mut config = ModelConfig::preset("sensorium2022_plus").unwrap();
@@ -141,6 +141,7 @@ fn checkpoint_of_a_model_with_retinotopy_shifter_and_behaviour_channels_round_tr
             ),
             match_ids: None,
             mean_activity: None,
+            rf_centers_px: None,
         }],
     };
     let enc = Encoder::init(&config, &facts, 5, &device).unwrap();

@@ -64,7 +64,7 @@ fn gaussian_readout_eval_shift_train_and_gradients() {
     );
 
     // Evaluation and its gradients.
-    let y = readout.forward(x.clone(), None, false, None);
+    let y = readout.forward(x.clone(), None, None, None);
     assert_close("y_eval", &v(y.clone()), &f.get("y_eval").data, REL);
     let grads = y.sum().backward();
     let g = |p: &Param<Tensor<2>>| v(p.val().grad(&grads).expect("grad"));
@@ -109,7 +109,7 @@ fn gaussian_readout_eval_shift_train_and_gradients() {
 
     // Shift.
     let shift: Tensor<2> = t(f.get("shift"), &device);
-    let y_shift = readout.forward(x.clone().detach(), Some(shift), false, None);
+    let y_shift = readout.forward(x.clone().detach(), Some(shift), None, None);
     assert_close("y_shift", &v(y_shift), &f.get("y_shift").data, REL);
 
     // Training mode with the fixture's draws.
@@ -210,7 +210,7 @@ fn grid_predictor_normalization_and_both_variants() {
             &f.get(&format!("{tag}_positions_eval")).data,
             REL,
         );
-        let y = readout.forward(t(f.get("x"), &device), None, false, None);
+        let y = readout.forward(t(f.get("x"), &device), None, None, None);
         assert_close(
             &format!("{tag}_y_eval"),
             &v(y),
@@ -421,7 +421,7 @@ fn gaussian_readout_in_f32_is_close_to_reference() {
         TensorData::new(zv, [zs[0], zs[1], zs[2]]),
         (&device, DType::F32),
     );
-    let y = readout.forward(x.clone(), None, false, None);
+    let y = readout.forward(x.clone(), None, None, None);
     assert_eq!(y.dtype(), DType::F32);
     assert_close("y_eval f32", &v(y), &f.get("y_eval").data, 1e-5);
     let y = readout.forward_with_noise(x, None, Some(z), None);

@@ -12,7 +12,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use crate::model::state_dict::{StateDict, StateDictError};
 
-use super::util::{buffer, replace_param, tensor_f64, values};
+use crate::model::tensor_util::{buffer, replace_param, tensor_f64, to_f64_vec as values};
 
 /// BatchNorm2d over (B, C, H, W): per-channel normalization, optional learnable scale and shift.
 #[derive(Module, Debug)]

@@ -9,7 +9,7 @@ use rand_distr::{Distribution, Normal};
 use crate::model::state_dict::{StateDict, StateDictError};
 
 use super::batch_norm::BatchNorm2d;
-use super::util::{replace_param, tensor_f64, tensor_like, values};
+use crate::model::tensor_util::{replace_param, tensor_f64, tensor_like, to_f64_vec as values};
 
 /// A 2-D cross-correlation (PyTorch `Conv2d`, stride 1, zero padding). All of the core's
 /// convolutions go through [`Conv2d::forward`], so a faster kernel can be swapped in here.

@@ -8,9 +8,7 @@
 
 pub mod batch_norm;
 pub mod block;
-pub(crate) mod util;
-
-use burn::module::Module;
+pub(crate) use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -248,6 +246,15 @@ impl CoreConfig {
             return err(format!(
                 "`batch_norm_eps` must be positive, got {}",
                 self.batch_norm_eps
+            ));
+        }
+        if self.gamma_hidden != 0.0 && self.depth_separable {
+            return err(format!(
+                "`gamma_hidden` = {} has no effect with `depth_separable = true`: the reference \
+                 applies the hidden layers' group-sparsity penalty only to dense hidden \
+                 convolutions and silently drops it here; set gamma_hidden = 0 or \
+                 depth_separable = false",
+                self.gamma_hidden
             ));
         }
         if self.input_regularizer == InputRegularizer::GaussianLaplaceL2

@@ -20,7 +20,7 @@ fn input(b: usize, c: usize, h: usize, w: usize, device: &Device) -> Tensor<4> {
 }
 
 fn running_mean(core: &Stacked2dCore, l: usize) -> Vec<f64> {
-    util::values(core.blocks[l].norm.as_ref().unwrap().running_mean.val())
+    crate::model::tensor_util::to_f64_vec(core.blocks[l].norm.as_ref().unwrap().running_mean.val())
 }
 
 #[test]
@@ -176,7 +176,7 @@ fn nonlinearity_options() {
     .init(1, 0, &device)
     .unwrap();
     let x = input(2, 1, 12, 12, &device);
-    let f = |x: Tensor<4>| util::values(core.forward_eval(x));
+    let f = |x: Tensor<4>| crate::model::tensor_util::to_f64_vec(core.forward_eval(x));
     let (f0, f1, f2) = (
         f(x.clone().mul_scalar(0.0)),
         f(x.clone()),
@@ -191,7 +191,9 @@ fn nonlinearity_options() {
         xshift: 1.0,
         yshift: 2.0,
     };
-    let y = util::values(act.forward(input(1, 1, 4, 4, &device).mul_scalar(5.0)));
+    let y = crate::model::tensor_util::to_f64_vec(
+        act.forward(input(1, 1, 4, 4, &device).mul_scalar(5.0)),
+    );
     assert!(y.iter().all(|&v| v > 1.0));
 }
 
@@ -235,8 +237,11 @@ fn batch_norm_variants_export_reference_names() {
     };
     let mut core = none.init(1, 0, &device).unwrap();
     let x = input(2, 1, 10, 10, &device);
-    let a = util::values(core.forward(x.clone(), BatchNormMode::Train));
-    assert_eq!(a, util::values(core.forward_eval(x)));
+    let a = crate::model::tensor_util::to_f64_vec(core.forward(x.clone(), BatchNormMode::Train));
+    assert_eq!(
+        a,
+        crate::model::tensor_util::to_f64_vec(core.forward_eval(x))
+    );
 }
 
 #[test]
@@ -267,14 +272,15 @@ fn adam_trains_weights_but_never_the_running_statistics() {
     let x = input(4, 1, 10, 10, &device);
     let y = core.forward(x, BatchNormMode::Train);
     let stats = running_mean(&core, 1);
-    let w_before = util::values(core.blocks[0].conv.as_ref().unwrap().weight.val());
+    let w_before =
+        crate::model::tensor_util::to_f64_vec(core.blocks[0].conv.as_ref().unwrap().weight.val());
     let loss = y.powi_scalar(2).sum().add(core.regularizer());
     let grads = GradientsParams::from_grads(loss.backward(), &core);
     let mut optim = AdamConfig::new().init();
     let core = optim.step(0.01, core, grads);
     assert_eq!(running_mean(&core, 1), stats);
     assert_ne!(
-        util::values(core.blocks[0].conv.as_ref().unwrap().weight.val()),
+        crate::model::tensor_util::to_f64_vec(core.blocks[0].conv.as_ref().unwrap().weight.val()),
         w_before
     );
     // The evaluation snapshot has no autodiff and still runs.

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::Reduction;
 use super::gaussian::replace;
-use super::tensor_util::{param_from_f64, to_f64_vec, trainable_leaf};
 use crate::model::state_dict::{StateDict, StateDictError};
+use crate::model::tensor_util::{param_from_f64, to_f64_vec, trainable_leaf};
 
 /// Settings of a factorized readout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -222,14 +222,6 @@ impl FactorizedReadout {
             self.features = self.features.map(|t| trainable_leaf(t.clamp_min(0.0)));
         }
         self
-    }
-
-    /// Sets the bias (N).
-    pub fn set_bias(&mut self, bias: Tensor<1>) {
-        if let Some(b) = self.bias.take() {
-            let dtype = b.val().dtype();
-            self.bias = Some(b.map(|_| trainable_leaf(bias.cast(dtype))));
-        }
     }
 
     /// Writes `spatial` (N,H,W), `features` (N,C), `bias` (N) under `prefix`.

@@ -11,7 +11,7 @@ use rand_distr::{Distribution as _, Normal};
 
 use super::InitScheme;
 use super::gaussian::SharedFeatures;
-use super::tensor_util::param_from_f64;
+use crate::model::tensor_util::param_from_f64;
 
 /// Why features cannot be shared.
 #[derive(Debug, thiserror::Error, PartialEq)]

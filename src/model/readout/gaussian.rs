@@ -7,7 +7,7 @@
 //! μ is either free (2 numbers per neuron) or predicted from cortical coordinates (retinotopy).
 
 use burn::module::{Module, Param};
-use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution as _, Normal};
@@ -16,9 +16,10 @@ use serde::{Deserialize, Serialize};
 use super::bilinear::{bilinear_readout, clamp_positions, clamp_straight_through};
 use super::linear::TorchLinear;
 use super::retinotopy::{GridPredictor, GridPredictorConfig};
-use super::tensor_util::{param_from_f64, tensor_from_f64, to_f64_vec, trainable_leaf};
 use super::{InitScheme, Reduction};
+use crate::model::SamplingRng;
 use crate::model::state_dict::{StateDict, StateDictError};
+use crate::model::tensor_util::{param_from_f64, tensor_from_f64, to_f64_vec, trainable_leaf};
 
 /// Shape of the covariance factor Σ (covariance ΣΣᵀ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -334,23 +335,24 @@ impl GaussianReadout {
         clamp_positions(mu + offsets)
     }
 
-    /// Responses (B, N). `sample`: draw one position per image and neuron from burn's RNG (training)
-    /// instead of reading at μ (evaluation). `shift` (B, 2) is added to all positions after the clamp.
+    /// Responses (B, N). With `noise` (training) one position per image and neuron is drawn as
+    /// μ + Σz with z ~ N(0, I) taken from that stream (B·N·2 standard normals, row-major);
+    /// without it (evaluation) every neuron is read at μ. `shift` (B, 2) is added to all positions
+    /// after the clamp.
     pub fn forward(
         &self,
         x: Tensor<4>,
         shift: Option<Tensor<2>>,
-        sample: bool,
+        noise: Option<&mut SamplingRng>,
         bank: Option<&Tensor<2>>,
     ) -> Tensor<2> {
-        let z = sample.then(|| {
+        let z = noise.map(|rng| {
             let [b, ..] = x.dims();
             let n = self.settings.n_neurons;
-            Tensor::random(
-                [b, n, 2],
-                Distribution::Normal(0.0, 1.0),
-                (&x.device(), x.dtype()),
-            )
+            let draws: Vec<f32> = (0..b * n * 2)
+                .map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal))
+                .collect();
+            Tensor::<3>::from_data(TensorData::new(draws, [b, n, 2]), (&x.device(), x.dtype()))
         });
         self.forward_with_noise(x, shift, z, bank)
     }
@@ -398,14 +400,6 @@ impl GaussianReadout {
     /// The readout's regulariser: feature_reg_weight · feature L1 (shape [1]).
     pub fn regularizer(&self, bank: Option<&Tensor<2>>) -> Tensor<1> {
         self.feature_l1(bank, self.settings.reduction) * self.settings.feature_reg_weight
-    }
-
-    /// Sets the bias (N), e.g. to the mean response of the first training batch.
-    pub fn set_bias(&mut self, bias: Tensor<1>) {
-        if let Some(b) = self.bias.take() {
-            let dtype = b.val().dtype();
-            self.bias = Some(b.map(|_| trainable_leaf(bias.cast(dtype))));
-        }
     }
 
     /// Sets the free mean positions μ (N, 2) (x, y in [−1, 1]); returns false (and changes

@@ -7,8 +7,8 @@ use burn::tensor::{Device, Tensor};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::tensor_util::{param_from_f64, to_f64_vec};
 use crate::model::state_dict::{StateDict, StateDictError};
+use crate::model::tensor_util::{param_from_f64, to_f64_vec};
 
 /// `y = x·Wᵀ + b` with `W` of shape `(out, in)`.
 #[derive(Module, Debug)]

@@ -6,6 +6,7 @@
 //! - [`factorized`]: spatial mask × feature vector, Klindt et al. 2017.
 //! - [`point_pooled`]: one point read from a pyramid of pooled maps, Sinz et al. 2018.
 //! - [`multi`]: one readout per dataset (data key).
+//! - [`rf_mapping`]: receptive-field centres by reverse correlation (`init_mu_from_data`).
 
 pub mod bilinear;
 pub mod factorized;
@@ -15,13 +16,13 @@ pub mod linear;
 pub mod multi;
 pub mod point_pooled;
 pub mod retinotopy;
-pub mod tensor_util;
+pub mod rf_mapping;
 
 use serde::{Deserialize, Serialize};
 
 pub use factorized::{FactorizedReadout, FactorizedReadoutConfig};
 pub use gaussian::{GaussType, GaussianReadout, GaussianReadoutConfig};
-pub use multi::{MultiReadout, Readout, ReadoutError, ReadoutInput};
+pub use multi::{MultiReadout, Readout, ReadoutError};
 pub use point_pooled::{PointPooledReadout, PointPooledReadoutConfig};
 pub use retinotopy::{GridPredictor, GridPredictorConfig};
 

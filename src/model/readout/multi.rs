@@ -12,24 +12,11 @@ use super::feature_sharing::{FeatureSharingError, SharingPlan, init_bank, plan_s
 use super::gaussian::{GaussianInit, GaussianReadout};
 use super::point_pooled::PointPooledReadout;
 use super::retinotopy::normalize_cortex_coordinates;
-use super::tensor_util::to_f64_vec;
 use super::{ReadoutConfig, gaussian::replace};
+use crate::model::SamplingRng;
+use crate::model::facts::DatasetReadoutFacts;
 use crate::model::state_dict::{StateDict, StateDictError};
-
-/// What the model builder knows about one dataset.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ReadoutInput {
-    /// The dataset's name (e.g. "20457-5-9-0"); used in state-dict names.
-    pub data_key: String,
-    pub n_neurons: usize,
-    /// Cortical (x, y, z) in µm per neuron (meta/neurons/cell_motor_coordinates); needed for
-    /// retinotopy.
-    pub cell_motor_coordinates: Option<Vec<[f64; 3]>>,
-    /// multi_match_id per neuron; needed for feature sharing.
-    pub match_ids: Option<Vec<i64>>,
-    /// Mean response per neuron; initialises the bias.
-    pub mean_activity: Option<Vec<f32>>,
-}
+use crate::model::tensor_util::to_f64_vec;
 
 /// Why readouts could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +82,7 @@ impl MultiReadout {
     pub fn init(
         config: &ReadoutConfig,
         in_shape: [usize; 3],
-        inputs: &[ReadoutInput],
+        inputs: &[DatasetReadoutFacts],
         seed: u64,
         device: &Device,
     ) -> Result<Self, ReadoutError> {
@@ -266,25 +253,20 @@ impl MultiReadout {
         }
     }
 
-    /// Whether the readout type can take a shifter's shift (the factorized one cannot: it has no
-    /// positions).
-    pub fn supports_shift(&self) -> bool {
-        !matches!(self.readouts.first(), Some(Readout::Factorized(_)))
-    }
-
     /// Responses (B, N) of dataset `key` to core output `features` (B, C, H, W). `shift` (B, 2)
-    /// moves all positions (ignored by the factorized readout, see [`MultiReadout::supports_shift`]);
-    /// `sample`: training-mode position sampling of the Gaussian readout.
+    /// moves all positions (the factorized readout has none; the model builder refuses a shifter on it);
+    /// `noise`: the stream of the Gaussian readout's training-mode position sampling (`None`
+    /// reads at μ).
     pub fn forward(
         &self,
         key: usize,
         features: Tensor<4>,
         shift: Option<Tensor<2>>,
-        sample: bool,
+        noise: Option<&mut SamplingRng>,
     ) -> Tensor<2> {
         let bank = self.feature_bank.as_ref().map(|b| b.val());
         match &self.readouts[key] {
-            Readout::Gaussian(g) => g.forward(features, shift, sample, bank.as_ref()),
+            Readout::Gaussian(g) => g.forward(features, shift, noise, bank.as_ref()),
             Readout::Factorized(f) => f.forward(features),
             Readout::PointPooled(p) => p.forward(features, shift),
         }
@@ -297,15 +279,6 @@ impl MultiReadout {
             Readout::Gaussian(g) => g.regularizer(bank.as_ref()),
             Readout::Factorized(f) => f.regularizer(),
             Readout::PointPooled(p) => p.regularizer(),
-        }
-    }
-
-    /// Sets dataset `key`'s bias (N) (the trainer uses the first batch's mean response).
-    pub fn set_bias(&mut self, key: usize, bias: Tensor<1>) {
-        match &mut self.readouts[key] {
-            Readout::Gaussian(g) => g.set_bias(bias),
-            Readout::Factorized(f) => f.set_bias(bias),
-            Readout::PointPooled(p) => p.set_bias(bias),
         }
     }
 

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::Reduction;
 use super::bilinear::{bilinear_sample, clamp_straight_through};
 use super::gaussian::replace;
-use super::tensor_util::{param_from_f64, to_f64_vec, trainable_leaf};
 use crate::model::state_dict::{StateDict, StateDictError};
+use crate::model::tensor_util::{param_from_f64, to_f64_vec, trainable_leaf};
 
 /// Settings of a point-pooled readout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -202,14 +202,6 @@ impl PointPooledReadout {
     pub fn clamp_grid(mut self) -> Self {
         self.grid = self.grid.map(|t| trainable_leaf(t.clamp(-1.0, 1.0)));
         self
-    }
-
-    /// Sets the bias (N).
-    pub fn set_bias(&mut self, bias: Tensor<1>) {
-        if let Some(b) = self.bias.take() {
-            let dtype = b.val().dtype();
-            self.bias = Some(b.map(|_| trainable_leaf(bias.cast(dtype))));
-        }
     }
 
     /// Writes `grid` (1,N,1,2), `features` (1,K,1,N), `bias` (N) under `prefix`.

@@ -12,8 +12,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::linear::TorchLinear;
-use super::tensor_util::{tensor_from_f64, to_f64_vec};
 use crate::model::state_dict::{StateDict, StateDictError};
+use crate::model::tensor_util::{tensor_from_f64, to_f64_vec};
 
 /// The retinotopy network (reference: `grid_mean_predictor = {type: "cortex", ...}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

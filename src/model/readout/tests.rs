@@ -2,36 +2,40 @@
 //! readout per dataset, feature sharing, sampling, initialisation schemes, state-dict round trips.
 
 use burn::tensor::{Device, Distribution, Tensor};
+use rand::SeedableRng;
 
 use super::gaussian::GaussType;
-use super::tensor_util::to_f64_vec;
 use super::*;
+use crate::model::facts::DatasetReadoutFacts;
 use crate::model::state_dict::StateDict;
+use crate::model::tensor_util::to_f64_vec;
 
 fn device() -> Device {
     Device::flex()
 }
 
-fn inputs() -> Vec<ReadoutInput> {
+fn inputs() -> Vec<DatasetReadoutFacts> {
     let coords = |n: usize, off: f64| -> Vec<[f64; 3]> {
         (0..n)
             .map(|i| [off + 10.0 * i as f64, 5.0 * (i % 3) as f64, 0.0])
             .collect()
     };
     vec![
-        ReadoutInput {
+        DatasetReadoutFacts {
             data_key: "scan-a".into(),
             n_neurons: 5,
             cell_motor_coordinates: Some(coords(5, 0.0)),
             match_ids: Some(vec![11, 4, 7, 20, 9]),
             mean_activity: Some(vec![0.5, 1.0, 1.5, 2.0, 2.5]),
+            rf_centers_px: None,
         },
-        ReadoutInput {
+        DatasetReadoutFacts {
             data_key: "scan-b".into(),
             n_neurons: 3,
             cell_motor_coordinates: Some(coords(3, 100.0)),
             match_ids: Some(vec![7, 11, 9]),
             mean_activity: None,
+            rf_centers_px: None,
         },
     ]
 }
@@ -75,8 +79,17 @@ fn one_gaussian_readout_per_dataset_with_shapes_and_mean_activity_bias() {
     let mr = MultiReadout::init(&config, [4, 6, 9], &inputs(), 7, &device).unwrap();
     assert_eq!(mr.data_keys, vec!["scan-a", "scan-b"]);
     let x = feature_map(2, &device);
-    assert_eq!(mr.forward(0, x.clone(), None, false).dims(), [2, 5]);
-    assert_eq!(mr.forward(1, x.clone(), None, true).dims(), [2, 3]);
+    assert_eq!(mr.forward(0, x.clone(), None, None).dims(), [2, 5]);
+    assert_eq!(
+        mr.forward(
+            1,
+            x.clone(),
+            None,
+            Some(&mut crate::model::SamplingRng::seed_from_u64(0))
+        )
+        .dims(),
+        [2, 3]
+    );
     assert_eq!(mr.positions(0).unwrap().dims(), [5, 2]);
     assert_eq!(mr.sigma(1).unwrap().dims(), [3, 2, 2]);
     let Readout::Gaussian(g) = &mr.readouts[0] else {
@@ -100,13 +113,23 @@ fn sampling_moves_positions_and_zero_sigma_reads_at_mu() {
     let mut mr =
         MultiReadout::init(&ReadoutConfig::default(), [4, 6, 9], &inputs(), 1, &device).unwrap();
     let x = feature_map(3, &device);
-    let eval = to_f64_vec(mr.forward(0, x.clone(), None, false));
-    let train = to_f64_vec(mr.forward(0, x.clone(), None, true));
+    let eval = to_f64_vec(mr.forward(0, x.clone(), None, None));
+    let train = to_f64_vec(mr.forward(
+        0,
+        x.clone(),
+        None,
+        Some(&mut crate::model::SamplingRng::seed_from_u64(0)),
+    ));
     assert!(eval.iter().zip(&train).any(|(e, t)| (e - t).abs() > 1e-6));
     if let Readout::Gaussian(g) = &mut mr.readouts[0] {
         g.sigma = g.sigma.clone().map(|s| s.zeros_like());
     }
-    let train0 = to_f64_vec(mr.forward(0, x, None, true));
+    let train0 = to_f64_vec(mr.forward(
+        0,
+        x,
+        None,
+        Some(&mut crate::model::SamplingRng::seed_from_u64(0)),
+    ));
     for (e, t) in eval.iter().zip(&train0) {
         assert!((e - t).abs() < 1e-6, "Σ = 0 must read at μ: {e} vs {t}");
     }
@@ -255,13 +278,13 @@ fn state_dict_round_trip_for_every_readout_type() {
         let mut sd = StateDict::default();
         source.export_state(&mut sd);
         let target = MultiReadout::init(&config, [4, 6, 9], &inputs(), 2, &device).unwrap();
-        let before = to_f64_vec(target.forward(1, x.clone(), None, false));
+        let before = to_f64_vec(target.forward(1, x.clone(), None, None));
         let target = target.import_state(&sd).unwrap();
         let mut sd2 = StateDict::default();
         target.export_state(&mut sd2);
         assert_eq!(sd, sd2, "{config:?}");
-        let y_source = to_f64_vec(source.forward(1, x.clone(), None, false));
-        let y_target = to_f64_vec(target.forward(1, x.clone(), None, false));
+        let y_source = to_f64_vec(source.forward(1, x.clone(), None, None));
+        let y_target = to_f64_vec(target.forward(1, x.clone(), None, None));
         assert_eq!(y_source, y_target);
         assert_ne!(before, y_target);
     }
@@ -289,7 +312,15 @@ fn gradients_reach_mu_sigma_features_and_bias_when_training() {
     let mr =
         MultiReadout::init(&ReadoutConfig::default(), [4, 6, 9], &inputs(), 1, &device).unwrap();
     let x = feature_map(2, &device);
-    let loss = mr.forward(0, x, None, true).sum() + mr.regularizer(0).sum();
+    let loss = mr
+        .forward(
+            0,
+            x,
+            None,
+            Some(&mut crate::model::SamplingRng::seed_from_u64(0)),
+        )
+        .sum()
+        + mr.regularizer(0).sum();
     let grads = loss.backward();
     let Readout::Gaussian(g) = &mr.readouts[0] else {
         unreachable!()
@@ -310,9 +341,11 @@ fn gradients_reach_mu_sigma_features_and_bias_when_training() {
 #[test]
 fn bias_setting_and_clamping_keep_parameters_trainable() {
     let device = device().autodiff();
+    // The bias is set from the mean activity at init (the only way a readout's bias is set).
+    let mut facts = inputs();
+    facts[1].mean_activity = Some(vec![3.0, 4.0, 5.0]);
     let mut mr =
-        MultiReadout::init(&ReadoutConfig::default(), [4, 6, 9], &inputs(), 1, &device).unwrap();
-    mr.set_bias(1, Tensor::from_floats([3.0, 4.0, 5.0], &device));
+        MultiReadout::init(&ReadoutConfig::default(), [4, 6, 9], &facts, 1, &device).unwrap();
     if let Readout::Gaussian(g) = &mut mr.readouts[0] {
         g.mu = g.mu.clone().map(|m| m.map(|t| t.zeros_like() + 1.7));
     }
@@ -333,7 +366,7 @@ fn bias_setting_and_clamping_keep_parameters_trainable() {
         vec![3.0, 4.0, 5.0]
     );
     let grads = mr
-        .forward(1, feature_map(2, &device), None, false)
+        .forward(1, feature_map(2, &device), None, None)
         .sum()
         .backward();
     assert!(g1.bias.as_ref().unwrap().val().grad(&grads).is_some());
@@ -373,7 +406,7 @@ fn uncorrelated_and_isotropic_sigma_scale_the_draws_per_axis() {
         let g = GaussianReadout {
             sigma: g.sigma.clone().map(|s| {
                 let dims = s.dims();
-                tensor_util::tensor_from_f64(&sigma, dims, None, &device)
+                crate::model::tensor_util::tensor_from_f64(&sigma, dims, None, &device)
             }),
             ..g.clone()
         };
@@ -434,7 +467,15 @@ fn adam_steps_update_readout_parameters_and_keep_settings() {
         mr.export_state(&mut before);
         let mut optim = AdamConfig::new().init();
         let x = feature_map(2, &device);
-        let loss = mr.forward(1, x.clone(), None, true).sum() + mr.regularizer(0).sum();
+        let loss = mr
+            .forward(
+                1,
+                x.clone(),
+                None,
+                Some(&mut crate::model::SamplingRng::seed_from_u64(0)),
+            )
+            .sum()
+            + mr.regularizer(0).sum();
         let grads = GradientsParams::from_grads(loss.backward(), &mr);
         let mr = optim.step(0.01, mr, grads).clamp_parameters();
         let mut after = StateDict::default();
@@ -450,6 +491,6 @@ fn adam_steps_update_readout_parameters_and_keep_settings() {
             changed.iter().any(|k| k.starts_with("readout.scan-b.")),
             "{toml_text}: {changed:?}"
         );
-        assert_eq!(mr.forward(1, x, None, false).dims(), [2, 3]);
+        assert_eq!(mr.forward(1, x, None, None).dims(), [2, 3]);
     }
 }

@@ -21,68 +21,18 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
 
-use crate::config::RunConfig;
-use crate::model::Encoder;
+use super::dir::RunDir;
+use super::fitting::train;
+use super::open::Run;
+use super::options::RunOptions;
+use super::progress::Progress;
+use super::summary::Summary;
+use crate::config::{RunConfig, TransferInit};
 use crate::model::state_dict::StateDict;
-use crate::train::run_dir::RunDir;
-use crate::train::{Summary, TrainOptions, TrainedRun, train};
 
 /// File name of the copied core inside a transferred run.
 pub const TRANSFERRED_CORE: &str = "transferred_core.safetensors";
-
-/// What a run starts from instead of a fresh initialisation (`[transfer]` in the run config).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TransferInit {
-    /// Safetensors state_dict (reference names, `core.…`) whose core replaces the initial one.
-    #[serde(default)]
-    pub core: Option<PathBuf>,
-    /// A cortexfit checkpoint of the same model and data to start from entirely (core and readouts):
-    /// the fine-tuning step after readouts were fitted on a frozen core.
-    #[serde(default)]
-    pub model: Option<PathBuf>,
-    /// The run the core was taken from (for the record).
-    #[serde(default)]
-    pub source_run: Option<String>,
-}
-
-/// One half of a dataset's neurons, by a seeded permutation (`data.neuron_split`): the "new
-/// neurons of the same animal" setting of transfer experiments, where a core trained on half A is
-/// reused for half B.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NeuronSplit {
-    /// `a`: the first ⌊N/2⌋ neurons of the permutation; `b`: the others.
-    pub half: NeuronHalf,
-    /// Seed of the permutation; keep it fixed for every fit that must see the same halves.
-    #[serde(default)]
-    pub seed: u64,
-}
-
-/// Which half of a [`NeuronSplit`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NeuronHalf {
-    A,
-    B,
-}
-
-/// The unit ids of one half of `unit_ids` (in their original order).
-pub fn split_neurons(unit_ids: &[i64], split: &NeuronSplit) -> Vec<i64> {
-    use rand::SeedableRng;
-    use rand::seq::SliceRandom;
-    let mut order: Vec<usize> = (0..unit_ids.len()).collect();
-    order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(split.seed));
-    let n_a = unit_ids.len() / 2;
-    let mut chosen: Vec<usize> = match split.half {
-        NeuronHalf::A => order[..n_a].to_vec(),
-        NeuronHalf::B => order[n_a..].to_vec(),
-    };
-    chosen.sort_unstable();
-    chosen.into_iter().map(|i| unit_ids[i]).collect()
-}
 
 /// What `cortexfit transfer` asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,36 +54,6 @@ pub struct TransferRequest {
     pub overrides: Vec<String>,
     pub seed: Option<u64>,
     pub max_minutes: Option<f64>,
-}
-
-/// Applies a `[transfer]` section to a freshly built model (called by the trainer's model builder).
-pub fn apply_init(model: Encoder, init: &TransferInit) -> anyhow::Result<Encoder> {
-    let mut model = model;
-    if let Some(path) = &init.core {
-        let sd = load_state_dict(path)?;
-        anyhow::ensure!(
-            sd.entries.keys().any(|k| k.starts_with("core.")),
-            "{}: no `core.` tensors (expected a core state_dict)",
-            path.display()
-        );
-        model = model.load_core_state(&sd).with_context(|| {
-            format!(
-                "loading the transferred core {} (the core configuration of the run must be the \
-                 source run's)",
-                path.display()
-            )
-        })?;
-    }
-    if let Some(path) = &init.model {
-        let sd = load_state_dict(path)?;
-        model = model.import_state(&sd).with_context(|| {
-            format!(
-                "loading {} (expected a checkpoint of the same model and data)",
-                path.display()
-            )
-        })?;
-    }
-    Ok(model)
 }
 
 /// The run configuration of the readout-fitting step: the source run's model and trainer, the new
@@ -186,10 +106,50 @@ pub fn transfer_config(
 ///
 /// Without fine-tuning the run is `OUT`. With it, the readout fit is `OUT/readouts/` and the
 /// fine-tuned model, started from that fit's best state, is `OUT`.
-pub fn transfer(request: &TransferRequest, options: &TrainOptions) -> anyhow::Result<Summary> {
-    let source = TrainedRun::open(&request.core_run, &options.device)
+///
+/// When the core run is an ensemble, each member's core is transferred into `OUT/seed-<s>/` (the
+/// member keeps its seed) and `OUT` becomes the ensemble of the transferred runs; the summary
+/// returned is the last member's.
+pub fn transfer(
+    request: &TransferRequest,
+    options: &RunOptions,
+    progress: &mut dyn Progress,
+) -> anyhow::Result<Summary> {
+    if super::ensemble::is_ensemble(&request.core_run) {
+        anyhow::ensure!(
+            request.seed.is_none(),
+            "--seed cannot be combined with an ensemble as the core: each transferred member \
+             keeps the seed of its source member"
+        );
+        let sources = super::ensemble::members(&request.core_run)?;
+        let mut members = Vec::new();
+        let mut last = None;
+        for source in sources {
+            let seed = Run::open_single(&source, &options.device)?.config.seed;
+            let out = request.out.join(format!("seed-{seed}"));
+            let member = TransferRequest {
+                core_run: source,
+                out: out.clone(),
+                ..request.clone()
+            };
+            last = Some(transfer_one(&member, options, progress)?);
+            members.push(out);
+        }
+        super::ensemble::create(&request.out, &members, &options.device)?;
+        return last.context("an ensemble has members");
+    }
+    transfer_one(request, options, progress)
+}
+
+/// [`transfer`] from a single run.
+fn transfer_one(
+    request: &TransferRequest,
+    options: &RunOptions,
+    progress: &mut dyn Progress,
+) -> anyhow::Result<Summary> {
+    let source = Run::open_single(&request.core_run, &options.device)
         .with_context(|| format!("opening the source run {}", request.core_run.display()))?;
-    let core = core_entries(&source.model.export_state());
+    let core = core_entries(&source.model().export_state());
     anyhow::ensure!(
         !core.entries.is_empty(),
         "{}: the model has no core weights",
@@ -207,7 +167,7 @@ pub fn transfer(request: &TransferRequest, options: &TrainOptions) -> anyhow::Re
     let core_file = readout_dir.join(TRANSFERRED_CORE);
     let config = transfer_config(&source.config, request, &core_file)?;
     save_state_dict(&core, &core_file)?;
-    let summary = train(config.clone(), &readout_dir, options)?;
+    let summary = train(config.clone(), &readout_dir, options, progress)?;
     if !request.fine_tune {
         return Ok(summary);
     }
@@ -219,7 +179,7 @@ pub fn transfer(request: &TransferRequest, options: &TrainOptions) -> anyhow::Re
         model: Some(RunDir::new(&readout_dir).best_model()),
         source_run: Some(request.core_run.display().to_string()),
     });
-    train(fine, &out, options)
+    train(fine, &out, options, progress)
 }
 
 /// Saves a state dict as safetensors (f32, the dtype models train in).
@@ -271,39 +231,5 @@ mod tests {
         std::fs::write(&path, b"nope").unwrap();
         let err = format!("{:#}", load_state_dict(&path).unwrap_err());
         assert!(err.contains("not a safetensors file"), "{err}");
-    }
-
-    #[test]
-    fn neuron_halves_are_disjoint_complete_and_seeded() {
-        let ids: Vec<i64> = (100..111).collect();
-        let half = |h, seed| split_neurons(&ids, &NeuronSplit { half: h, seed });
-        let (a, b) = (half(NeuronHalf::A, 7), half(NeuronHalf::B, 7));
-        assert_eq!((a.len(), b.len()), (5, 6));
-        let mut all = [a.clone(), b.clone()].concat();
-        all.sort();
-        assert_eq!(all, ids);
-        assert!(a.windows(2).all(|w| w[0] < w[1]), "original order kept");
-        assert_eq!(a, half(NeuronHalf::A, 7));
-        assert_ne!(a, half(NeuronHalf::A, 8));
-        let s: NeuronSplit = toml::from_str("half = \"b\"\nseed = 3").unwrap();
-        assert_eq!(
-            s,
-            NeuronSplit {
-                half: NeuronHalf::B,
-                seed: 3
-            }
-        );
-    }
-
-    #[test]
-    fn transfer_section_parses_and_rejects_unknown_keys() {
-        let t: TransferInit = toml::from_str("core = \"/r/transferred_core.safetensors\"").unwrap();
-        assert_eq!(
-            t.core.as_deref(),
-            Some(Path::new("/r/transferred_core.safetensors"))
-        );
-        assert_eq!(t.model, None);
-        let err = toml::from_str::<TransferInit>("core = \"c\"\nfreeze = true").unwrap_err();
-        assert!(err.to_string().contains("freeze"), "{err}");
     }
 }

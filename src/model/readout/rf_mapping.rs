@@ -1,5 +1,7 @@
-//! Receptive-field mapping by reverse correlation, used to start free Gaussian readout positions
-//! at each neuron's receptive field (`model.readout.init_mu_from_data`).
+//! Receptive-field mapping by reverse correlation on plain arrays, used to start free Gaussian
+//! readout positions at each neuron's receptive field (`model.readout.init_mu_from_data`): the
+//! model builder maps [`receptive_field_centres`] into the facts of each dataset, and
+//! `Encoder::init` converts them with [`pixels_to_grid`].
 //!
 //! Why: a freely learned readout position only moves where its sampled positions find signal.
 //! A neuron whose receptive field lies far from its random starting position (beyond the
@@ -16,63 +18,12 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::data::Tier;
-use crate::model::readout::ReadoutConfig;
-use crate::model::{Encoder, encoder_core::EncoderCore};
-use crate::train::PreparedSet;
-
 /// Width (σ, pixels) of the blur subtracted to high-pass the images.
 const HIGH_PASS_SIGMA: f64 = 3.0;
 /// Width (σ, pixels) of the smoothing of energies.
 const ENERGY_SIGMA: f64 = 2.0;
 /// Width (σ, pixels) of the final smoothing of each neuron's map before taking its maximum.
 const MAP_SIGMA: f64 = 1.0;
-
-/// When the model's Gaussian readout asks for it (`init_mu_from_data`), moves every dataset's
-/// free positions μ to the receptive-field centres mapped from its training trials. `device`
-/// is the model's device; the mapping itself runs on `compute`.
-pub fn init_positions_from_data(
-    mut model: Encoder,
-    sets: &[PreparedSet],
-    device: &Device,
-    compute: &Device,
-) -> Encoder {
-    let ReadoutConfig::Gaussian(g) = &model.config.readout else {
-        return model;
-    };
-    if !g.init_mu_from_data {
-        return model;
-    }
-    let [_, in_h, in_w] = model.facts.in_shape;
-    let [_, out_h, out_w] = model.core_output_shape();
-    let goal_directed = matches!(model.core, EncoderCore::GoalDirected(_));
-    for (key, set) in sets.iter().enumerate() {
-        let trials = set.tier(Tier::Train);
-        let [c, h, w] = set.dataset.image_shape;
-        // The grey image is channel 0 (behaviour / pupil channels, if any, are appended).
-        let images: Vec<f32> = set
-            .images_of(&trials)
-            .chunks_exact(c * h * w)
-            .flat_map(|trial| trial[..h * w].iter().copied())
-            .collect();
-        let responses = set.responses_of(&trials);
-        let centres =
-            receptive_field_centres(&images, [h, w], &responses, set.n_neurons(), compute);
-        let grid = if goal_directed {
-            // Pooling cores shrink the map: positions scale with the image instead of cropping.
-            pixels_to_grid(&centres, [in_h, in_w], [in_h, in_w])
-        } else {
-            pixels_to_grid(&centres, [in_h, in_w], [out_h, out_w])
-        };
-        let flat: Vec<f32> = grid
-            .iter()
-            .flat_map(|p| [p[0] as f32, p[1] as f32])
-            .collect();
-        let mu = Tensor::<2>::from_data(TensorData::new(flat, [grid.len(), 2]), device);
-        model.readout.set_positions(key, mu);
-    }
-    model
-}
 
 /// Estimated receptive-field centres (row, column) in pixels, one per neuron.
 ///

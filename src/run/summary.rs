@@ -3,12 +3,11 @@
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::datasets::PreparedSet;
-use super::early_stopping::{EarlyStopping, StopReason};
-use super::tier_report::{TierSummary, evaluate_tier};
+use super::evaluate::{TierSummary, evaluate_tier};
 use crate::config::RunConfig;
-use crate::data::Tier;
+use crate::data::{PreparedDataset, Tier};
 use crate::model::Encoder;
+use crate::train::early_stopping::{EarlyStopping, StopReason};
 
 /// The outcome of a training run (best state).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,7 +37,7 @@ pub struct Summary {
 /// Evaluates the best model (in evaluation mode) on the validation and test tiers.
 pub fn summarize(
     model: &Encoder,
-    sets: &[PreparedSet],
+    sets: &[PreparedDataset],
     config: &RunConfig,
     early_stopping: &EarlyStopping,
     reason: StopReason,

@@ -5,130 +5,20 @@
 //! network and modulator network, chosen by its index `key` in [`Encoder::data_keys`].
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
-use crate::model::core::{BatchNormMode, CoreConfig, CoreConfigError, elu};
+use crate::model::SamplingRng;
+use crate::model::config::ModelConfig;
+use crate::model::core::{BatchNormMode, CoreConfigError, elu};
 use crate::model::encoder_core::EncoderCore;
-use crate::model::goal_directed::GoalDirectedCoreConfig;
-use crate::model::modulator::{Modulator, ModulatorConfig};
-use crate::model::readout::{MultiReadout, ReadoutConfig, ReadoutError, ReadoutInput};
-use crate::model::shifter::{Shifter, ShifterConfig};
+use crate::model::facts::DatasetFacts;
+use crate::model::modulator::Modulator;
+use crate::model::readout::rf_mapping::pixels_to_grid;
+use crate::model::readout::{MultiReadout, ReadoutConfig, ReadoutError};
+use crate::model::shifter::Shifter;
 use crate::model::state_dict::{StateDict, StateDictError};
-
-/// The `model` section of the run configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelConfig {
-    /// The shared convolutional core.
-    #[serde(default)]
-    pub core: CoreConfig,
-    /// Use a goal-directed core instead (the first layers of a network pretrained on an image
-    /// task, e.g. VGG16, loaded from a safetensors file; `model::goal_directed`). When set, the
-    /// `core` settings are not used.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub goal_directed_core: Option<GoalDirectedCoreConfig>,
-    /// The per-dataset readout (`type = "gaussian" | "factorized" | "point_pooled"`).
-    #[serde(default)]
-    pub readout: ReadoutConfig,
-    /// Shift all readout positions by an MLP of the pupil position (needs pupil data).
-    #[serde(default)]
-    pub shifter: Option<ShifterConfig>,
-    /// Scale each neuron's output by an MLP of the behaviour (needs behaviour data).
-    #[serde(default)]
-    pub modulator: Option<ModulatorConfig>,
-    /// Output = ELU(readout + elu_offset) + 1.
-    #[serde(default)]
-    pub elu_offset: f64,
-    /// Append each behaviour variable as a constant image channel (Sensorium+).
-    #[serde(default)]
-    pub behavior_as_channels: bool,
-    /// Append the pupil position (x, y) as two constant image channels.
-    #[serde(default)]
-    pub pupil_as_channels: bool,
-    /// No gradient into the core and no core regularizer (transfer: fit readouts on a frozen core).
-    /// As in the reference, the core's batch-norm running statistics still update in training
-    /// mode unless `freeze_core_batch_norm` is set.
-    #[serde(default)]
-    pub detach_core: bool,
-    /// Always run the core's batch norm with its running statistics (a frozen core that stays
-    /// exactly as trained; a documented deviation from the reference, REFERENCE §8.5).
-    #[serde(default)]
-    pub freeze_core_batch_norm: bool,
-}
-
-/// Alias: the encoder's configuration is the model configuration.
-pub type EncoderConfig = ModelConfig;
-
-impl Default for ModelConfig {
-    /// The Lurz 2020 paper model (`presets::lurz2020`).
-    fn default() -> Self {
-        crate::model::presets::lurz2020()
-    }
-}
-
-/// What the model builder must know about the data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatasetFacts {
-    /// Image (channels, height, width) as fed to the model (before behaviour channels).
-    pub in_shape: [usize; 3],
-    /// Number of behaviour variables (0 when there is none).
-    #[serde(default)]
-    pub n_behaviors: usize,
-    /// One entry per dataset (data key), in the order of the keys used in `forward`.
-    pub datasets: Vec<DatasetReadoutFacts>,
-}
-
-/// The serializable part of [`ReadoutInput`] (what a checkpoint needs to rebuild the readouts).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatasetReadoutFacts {
-    pub data_key: String,
-    pub n_neurons: usize,
-    #[serde(default)]
-    pub cell_motor_coordinates: Option<Vec<[f64; 3]>>,
-    #[serde(default)]
-    pub match_ids: Option<Vec<i64>>,
-    /// Mean response per neuron (initial readout bias); not stored in checkpoints.
-    #[serde(skip)]
-    pub mean_activity: Option<Vec<f32>>,
-}
-
-impl DatasetFacts {
-    /// Facts from the readout inputs the data module provides.
-    pub fn new(in_shape: [usize; 3], n_behaviors: usize, inputs: &[ReadoutInput]) -> Self {
-        Self {
-            in_shape,
-            n_behaviors,
-            datasets: inputs
-                .iter()
-                .map(|i| DatasetReadoutFacts {
-                    data_key: i.data_key.clone(),
-                    n_neurons: i.n_neurons,
-                    cell_motor_coordinates: i.cell_motor_coordinates.clone(),
-                    match_ids: i.match_ids.clone(),
-                    mean_activity: i.mean_activity.clone(),
-                })
-                .collect(),
-        }
-    }
-
-    fn readout_inputs(&self) -> Vec<ReadoutInput> {
-        self.datasets
-            .iter()
-            .map(|d| ReadoutInput {
-                data_key: d.data_key.clone(),
-                n_neurons: d.n_neurons,
-                cell_motor_coordinates: d.cell_motor_coordinates.clone(),
-                match_ids: d.match_ids.clone(),
-                mean_activity: d.mean_activity.clone(),
-            })
-            .collect()
-    }
-}
 
 /// Why a model could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +55,7 @@ impl Encoder {
         seed: u64,
         device: &Device,
     ) -> Result<Self, ModelError> {
-        let inputs = facts.readout_inputs();
+        let inputs = &facts.datasets;
         if config.behavior_as_channels && facts.n_behaviors == 0 {
             return Err(ModelError::Config {
                 field: "behavior_as_channels",
@@ -187,6 +77,32 @@ impl Encoder {
             return Err(ModelError::Config {
                 field: "shifter",
                 message: "needs a readout with positions (gaussian or point_pooled); the factorized readout cannot shift".into(),
+            });
+        }
+        if let Some(s) = &config.shifter {
+            if s.shift_layers == 0 {
+                return Err(ModelError::Config {
+                    field: "shifter.shift_layers",
+                    message: "must be at least 1 (the last layer maps to the 2-D shift)".into(),
+                });
+            }
+            if s.gamma_shifter != 0.0 {
+                return Err(ModelError::Config {
+                    field: "shifter.gamma_shifter",
+                    message: format!(
+                        "= {} would be ignored: the MLP shifter has no regularizer (in the \
+                         reference too, which silently ignores it; only its static affine \
+                         shifter uses gamma_shifter, and cortexfit does not implement that one); \
+                         set it to 0",
+                        s.gamma_shifter
+                    ),
+                });
+            }
+        }
+        if config.modulator.as_ref().is_some_and(|m| m.layers == 0) {
+            return Err(ModelError::Config {
+                field: "modulator.layers",
+                message: "must be at least 1 (the last layer maps to the neurons)".into(),
             });
         }
         if !(config.elu_offset.is_finite()) {
@@ -213,7 +129,46 @@ impl Encoder {
         } else {
             core
         };
-        let readout = MultiReadout::init(&config.readout, core_out, &inputs, seeds[1], device)?;
+        let mut readout = MultiReadout::init(&config.readout, core_out, inputs, seeds[1], device)?;
+        if let ReadoutConfig::Gaussian(g) = &config.readout
+            && g.init_mu_from_data
+        {
+            // Pooling cores shrink the map: positions scale with the image instead of cropping.
+            let [_, in_h, in_w] = facts.in_shape;
+            let map = match &core {
+                EncoderCore::GoalDirected(_) => [in_h, in_w],
+                EncoderCore::DataDriven(_) => [core_out[1], core_out[2]],
+            };
+            for (key, input) in inputs.iter().enumerate() {
+                let centres = input
+                    .rf_centers_px
+                    .as_ref()
+                    .ok_or_else(|| ModelError::Config {
+                        field: "readout.init_mu_from_data",
+                        message: format!(
+                            "needs each neuron's receptive-field centre mapped from the training \
+                         data, but the model of `{}` was built without it",
+                            input.data_key
+                        ),
+                    })?;
+                if centres.len() != input.n_neurons {
+                    return Err(ReadoutError::Length {
+                        data_key: input.data_key.clone(),
+                        what: "rf_centers_px",
+                        actual: centres.len(),
+                        expected: input.n_neurons,
+                    }
+                    .into());
+                }
+                let grid = pixels_to_grid(centres, [in_h, in_w], map);
+                let flat: Vec<f32> = grid
+                    .iter()
+                    .flat_map(|p| [p[0] as f32, p[1] as f32])
+                    .collect();
+                let mu = Tensor::<2>::from_data(TensorData::new(flat, [grid.len(), 2]), device);
+                readout.set_positions(key, mu);
+            }
+        }
         let keys: Vec<String> = inputs.iter().map(|i| i.data_key.clone()).collect();
         let shifter = config
             .shifter
@@ -303,9 +258,10 @@ impl Encoder {
 
     /// Predicted firing rates (B, N) of dataset `key` for `images` (B, C, H, W).
     ///
-    /// `train = true` is the training mode: batch norm uses the batch's statistics (and updates its
-    /// running statistics) and the Gaussian readout samples its positions; `false` evaluates
-    /// deterministically. `behavior` (B, n_behaviors) and `pupil_center` (B, 2) are needed when the
+    /// With `noise` this is the training mode: batch norm uses the batch's statistics (and
+    /// updates its running statistics, unless `freeze_core_batch_norm`) and the Gaussian readout
+    /// samples its positions from that stream; `None` evaluates deterministically (running
+    /// statistics, positions at μ). `behavior` (B, n_behaviors) and `pupil_center` (B, 2) are needed when the
     /// configuration uses them (modulator / behaviour channels, shifter / pupil channels).
     ///
     /// # Panics
@@ -317,16 +273,16 @@ impl Encoder {
         key: usize,
         behavior: Option<Tensor<2>>,
         pupil_center: Option<Tensor<2>>,
-        train: bool,
+        noise: Option<&mut SamplingRng>,
     ) -> Tensor<2> {
-        let mode = if train && !self.config.freeze_core_batch_norm {
+        let mode = if noise.is_some() && !self.config.freeze_core_batch_norm {
             BatchNormMode::Train
         } else {
             BatchNormMode::Eval
         };
         let x = self.core_input(images, behavior.as_ref(), pupil_center.as_ref());
         let features = self.core.forward(x, mode);
-        self.head(features, key, behavior, pupil_center, train)
+        self.head(features, key, behavior, pupil_center, noise)
     }
 
     /// Evaluation-mode predictions (running batch-norm statistics, readout at its mean positions);
@@ -340,7 +296,7 @@ impl Encoder {
     ) -> Tensor<2> {
         let x = self.core_input(images, behavior.as_ref(), pupil_center.as_ref());
         let features = self.core.forward_eval(x);
-        self.head(features, key, behavior, pupil_center, false)
+        self.head(features, key, behavior, pupil_center, None)
     }
 
     /// Readout (+ shift, × gain) and the output nonlinearity on core `features`.
@@ -350,7 +306,7 @@ impl Encoder {
         key: usize,
         behavior: Option<Tensor<2>>,
         pupil_center: Option<Tensor<2>>,
-        sample: bool,
+        noise: Option<&mut SamplingRng>,
     ) -> Tensor<2> {
         let features = if self.config.detach_core {
             features.detach()
@@ -363,7 +319,7 @@ impl Encoder {
                 pupil_center.expect("model.shifter needs the pupil position in every batch"),
             )
         });
-        let mut y = self.readout.forward(key, features, shift, sample);
+        let mut y = self.readout.forward(key, features, shift, noise);
         if let Some(m) = &self.modulator {
             y = y.mul(m.forward(
                 key,
@@ -437,129 +393,4 @@ impl Encoder {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::core::{PerLayer, Stack};
-    use crate::model::modulator::ModulatorConfig;
-    use burn::tensor::Distribution;
-
-    fn facts(n_behaviors: usize) -> DatasetFacts {
-        let coords = |n: usize| {
-            (0..n)
-                .map(|i| [i as f64 * 10.0, (i * i) as f64, 0.0])
-                .collect()
-        };
-        DatasetFacts {
-            in_shape: [1, 18, 24],
-            n_behaviors,
-            datasets: vec![
-                DatasetReadoutFacts {
-                    data_key: "a".into(),
-                    n_neurons: 7,
-                    cell_motor_coordinates: Some(coords(7)),
-                    match_ids: None,
-                    mean_activity: None,
-                },
-                DatasetReadoutFacts {
-                    data_key: "b".into(),
-                    n_neurons: 5,
-                    cell_motor_coordinates: Some(coords(5)),
-                    match_ids: None,
-                    mean_activity: Some(vec![0.5; 5]),
-                },
-            ],
-        }
-    }
-
-    fn small(mut config: ModelConfig) -> ModelConfig {
-        config.core = CoreConfig {
-            layers: 2,
-            hidden_channels: PerLayer::All(4),
-            input_kern: 5,
-            hidden_kern: PerLayer::All(3),
-            stack: Stack::From(-1),
-            ..config.core
-        };
-        config
-    }
-
-    #[test]
-    fn sensorium_plus_with_modulator_runs_on_behaviour_and_pupil_for_every_data_key() {
-        let device = Device::flex().autodiff();
-        let mut config = small(ModelConfig::preset("sensorium2022_plus").unwrap());
-        config.pupil_as_channels = true;
-        config.modulator = Some(ModulatorConfig::default());
-        let mut enc = Encoder::init(&config, &facts(3), 1, &device).unwrap();
-        assert_eq!(
-            enc.core.data_driven().unwrap().blocks[0]
-                .conv
-                .as_ref()
-                .unwrap()
-                .weight
-                .dims()[1],
-            1 + 3 + 2
-        );
-        let x = Tensor::<4>::random([3, 1, 18, 24], Distribution::Normal(0.0, 1.0), &device);
-        let beh = Tensor::<2>::random([3, 3], Distribution::Uniform(0.0, 1.0), &device);
-        let pupil = Tensor::<2>::random([3, 2], Distribution::Normal(0.0, 1.0), &device);
-        for (key, n) in [(0, 7), (1, 5)] {
-            let y = enc.forward(x.clone(), key, Some(beh.clone()), Some(pupil.clone()), true);
-            assert_eq!(y.dims(), [3, n]);
-            let values: Vec<f32> = y.clone().into_data().iter::<f32>().collect();
-            assert!(values.iter().all(|&v| v > 0.0), "ELU + 1 is positive");
-            let grads = y.sum().add(enc.regularizer(key)).backward();
-            let shifter_w = enc.shifter.as_ref().unwrap().networks[key].layers[0]
-                .weight
-                .val();
-            assert!(shifter_w.grad(&grads).is_some(), "the shifter is trained");
-            let y_eval = enc.forward_eval(x.clone(), key, Some(beh.clone()), Some(pupil.clone()));
-            assert_eq!(y_eval.dims(), [3, n]);
-        }
-        // Different pupil positions move the readout, so predictions change.
-        let a = enc.forward_eval(x.clone(), 0, Some(beh.clone()), Some(pupil.clone()));
-        let b = enc.forward_eval(x, 0, Some(beh), Some(pupil.add_scalar(1.0)));
-        assert!(a.sub(b).abs().sum().into_scalar::<f32>() > 0.0);
-    }
-
-    #[test]
-    fn configurations_the_data_cannot_serve_are_rejected() {
-        let device = Device::flex();
-        let config = small(ModelConfig::preset("sensorium2022_plus").unwrap());
-        let err = Encoder::init(&config, &facts(0), 0, &device)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("behavior_as_channels"), "{err}");
-        let mut config = small(ModelConfig::preset("lurz2020_factorized").unwrap());
-        config.shifter = Some(ShifterConfig::default());
-        let err = Encoder::init(&config, &facts(0), 0, &device)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("shifter"), "{err}");
-        let mut facts = facts(0);
-        facts.datasets[0].cell_motor_coordinates = None;
-        let config = small(ModelConfig::preset("lurz2020").unwrap());
-        let err = Encoder::init(&config, &facts, 0, &device)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("cortical coordinates"), "{err}");
-    }
-
-    #[test]
-    fn every_preset_builds_on_a_small_image_and_exports_the_same_state_after_import() {
-        let device = Device::flex();
-        for name in crate::model::presets::PRESET_NAMES {
-            let config = small(ModelConfig::preset(name).unwrap());
-            let enc = Encoder::init(&config, &facts(3), 2, &device).unwrap();
-            let sd = enc.export_state();
-            let same = Encoder::init(&config, &facts(3), 2, &device).unwrap();
-            assert_eq!(same.export_state(), sd, "{name}: same seed, same model");
-            let other = Encoder::init(&config, &facts(3), 3, &device).unwrap();
-            assert_ne!(other.export_state(), sd, "{name}: seeds differ");
-            assert_eq!(
-                other.import_state(&sd).unwrap().export_state(),
-                sd,
-                "{name}"
-            );
-        }
-    }
-}
+mod tests;

@@ -536,5 +536,4 @@ impl GoalDirectedCore {
 }
 
 #[cfg(test)]
-#[path = "goal_directed_tests.rs"]
 mod tests;

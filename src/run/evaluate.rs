@@ -3,10 +3,10 @@
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::datasets::PreparedSet;
-use super::evaluation::predict;
-use crate::data::Tier;
+use super::open::{Run, readout_positions, readout_sigma};
+use crate::data::{PreparedDataset, Tier};
 use crate::model::Encoder;
+use crate::train::evaluation::predict;
 
 /// FEVE is averaged over neurons whose FEV reaches this (Sensorium convention).
 pub const FEV_THRESHOLD: f64 = 0.15;
@@ -73,7 +73,7 @@ fn mean(v: &[f64]) -> f64 {
 pub fn evaluate_tier(
     model: &Encoder,
     key: usize,
-    set: &PreparedSet,
+    set: &PreparedDataset,
     tier: Tier,
     batch_size: usize,
     device: &Device,
@@ -82,8 +82,19 @@ pub fn evaluate_tier(
     if trials.is_empty() {
         return None;
     }
-    let n = set.n_neurons();
     let predictions = predict(model, key, set, &trials, batch_size, device);
+    Some(tier_metrics(set, tier, trials, predictions))
+}
+
+/// Every metric of `predictions` (trials × neurons, normalized response units) of the trials
+/// `trials` of `tier` against the recorded responses.
+pub fn tier_metrics(
+    set: &PreparedDataset,
+    tier: Tier,
+    trials: Vec<usize>,
+    predictions: Vec<f32>,
+) -> TierEvaluation {
+    let n = set.n_neurons();
     let responses = set.responses_of(&trials);
     let pred64: Vec<f64> = predictions.iter().map(|&x| x as f64).collect();
     let resp64: Vec<f64> = responses.iter().map(|&x| x as f64).collect();
@@ -143,7 +154,7 @@ pub fn evaluate_tier(
         feve: feve_mean,
         neurons_fev_above_threshold: above,
     };
-    Some(TierEvaluation {
+    TierEvaluation {
         trials,
         predictions,
         neurons: NeuronReport {
@@ -155,5 +166,101 @@ pub fn evaluate_tier(
             poisson_loss: poisson,
         },
         summary,
-    })
+    }
+}
+
+impl Run {
+    /// Every metric of the run's prediction (the members' mean for an ensemble) on `tier` of a
+    /// prepared dataset with readout `key`; `None` when the tier is empty.
+    pub fn evaluate(
+        &self,
+        key: usize,
+        set: &PreparedDataset,
+        tier: Tier,
+    ) -> Option<TierEvaluation> {
+        let trials = set.tier(tier);
+        if trials.is_empty() {
+            return None;
+        }
+        let predictions = self.predict(key, set, &trials);
+        Some(tier_metrics(set, tier, trials, predictions))
+    }
+
+    /// The metrics of each member alone (one entry for a single run); `None` when the tier is
+    /// empty.
+    pub fn evaluate_members(
+        &self,
+        key: usize,
+        set: &PreparedDataset,
+        tier: Tier,
+    ) -> Option<Vec<TierEvaluation>> {
+        let trials = set.tier(tier);
+        if trials.is_empty() {
+            return None;
+        }
+        Some(
+            (0..self.models.len())
+                .map(|m| {
+                    let predictions = self.predict_member(m, key, set, &trials);
+                    tier_metrics(set, tier, trials.clone(), predictions)
+                })
+                .collect(),
+        )
+    }
+}
+
+/// One row per neuron: every metric and, for Gaussian readouts, μ and Σ in grid coordinates.
+pub fn write_neuron_csv(
+    model: &Encoder,
+    key: usize,
+    set: &PreparedDataset,
+    evaluation: &TierEvaluation,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let n = set.n_neurons();
+    let positions = readout_positions(model, key);
+    let sigma = readout_sigma(model, key);
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut header = vec![
+        "data_key",
+        "unit_id",
+        "single_trial_correlation",
+        "correlation_to_average",
+        "oracle",
+        "fev",
+        "feve",
+        "poisson_loss",
+    ];
+    if positions.is_some() {
+        header.extend(["mu_x", "mu_y"]);
+    }
+    if sigma.is_some() {
+        header.extend(["sigma_xx", "sigma_xy", "sigma_yx", "sigma_yy"]);
+    }
+    writer.write_record(&header)?;
+    let opt =
+        |v: &Option<Vec<f64>>, i: usize| v.as_ref().map_or(String::new(), |v| v[i].to_string());
+    let m = &evaluation.neurons;
+    for i in 0..n {
+        let mut row = vec![
+            set.data_key().to_string(),
+            set.dataset.neurons.unit_ids[i].to_string(),
+            m.single_trial_correlation[i].to_string(),
+            opt(&m.correlation_to_average, i),
+            opt(&m.oracle, i),
+            opt(&m.fev, i),
+            opt(&m.feve, i),
+            m.poisson_loss[i].to_string(),
+        ];
+        if let Some(p) = &positions {
+            row.push(p[i][0].to_string());
+            row.push(p[i][1].to_string());
+        }
+        if let Some(s) = &sigma {
+            row.extend(s[i].iter().map(|v| v.to_string()));
+        }
+        writer.write_record(&row)?;
+    }
+    let bytes = writer.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::io::atomic_write(path, &bytes)
 }

@@ -1,8 +1,9 @@
-//! The `[data]` section: which recordings, how they are normalized, which subsets.
+//! The `[data]` section of a run configuration: which recordings, which subsets, how they are
+//! normalized. Applied by [`super::PreparedDataset::prepare`].
 
 use serde::{Deserialize, Serialize};
 
-use super::ConfigError;
+use super::{DataError, NeuronSplit};
 
 /// Which recordings a run trains on and how they are prepared. Batch size lives in `[trainer]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,7 +24,7 @@ pub struct DataConfig {
     /// Train on one half of the neurons (a seeded permutation; `half = "a" | "b"`, `seed`): new
     /// neurons of the same animal for transfer experiments.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub neuron_split: Option<crate::train::transfer::NeuronSplit>,
+    pub neuron_split: Option<NeuronSplit>,
     /// Seed of the neuron and image subsets (kept apart from the run seed so that several
     /// model seeds see the same subset).
     pub subset_seed: u64,
@@ -45,22 +46,22 @@ impl Default for DataConfig {
 
 impl DataConfig {
     /// Rejects settings that cannot both hold.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), DataError> {
         if self.exclude_images && !self.normalize {
-            return Err(ConfigError::invalid(
+            return Err(DataError::setting(
                 "data.exclude_images",
                 "excluding images from normalization needs data.normalize = true \
                  (with normalize = false nothing is normalized anyway: drop exclude_images)",
             ));
         }
         if self.neuron_n == Some(0) {
-            return Err(ConfigError::invalid(
+            return Err(DataError::setting(
                 "data.neuron_n",
                 "must be at least 1 (leave it out to use all neurons)",
             ));
         }
         if self.image_n == Some(0) {
-            return Err(ConfigError::invalid(
+            return Err(DataError::setting(
                 "data.image_n",
                 "must be at least 1 (leave it out to use all training images)",
             ));

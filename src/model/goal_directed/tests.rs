@@ -333,8 +333,8 @@ fn state_round_trip_reproduces_outputs() {
 
 #[test]
 fn encoder_with_a_goal_directed_core_trains_only_its_readout() {
-    use crate::model::encoder::{DatasetFacts, Encoder};
-    use crate::model::readout::ReadoutInput;
+    use crate::model::facts::DatasetReadoutFacts;
+    use crate::model::{DatasetFacts, Encoder};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("net.safetensors");
     small_net(&path);
@@ -350,7 +350,7 @@ fn encoder_with_a_goal_directed_core_trains_only_its_readout() {
     let facts = DatasetFacts::new(
         [1, 12, 16],
         0,
-        &[ReadoutInput {
+        &[DatasetReadoutFacts {
             data_key: "a".into(),
             n_neurons: n,
             cell_motor_coordinates: Some(coords),
@@ -365,7 +365,13 @@ fn encoder_with_a_goal_directed_core_trains_only_its_readout() {
         TensorData::new(random(&mut rng, 4 * 192), [4, 1, 12, 16]),
         &device,
     );
-    let y = enc.forward(x.clone(), 0, None, None, true);
+    let y = enc.forward(
+        x.clone(),
+        0,
+        None,
+        None,
+        Some(&mut crate::model::SamplingRng::seed_from_u64(0)),
+    );
     assert_eq!(y.dims(), [4, n]);
     let loss = y.sum() + enc.regularizer(0).sum();
     let grads = loss.backward();

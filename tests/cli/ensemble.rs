@@ -1,0 +1,155 @@
+//! End-to-end tests of ensembles: `train --seeds`, `cortexfit ensemble`, and evaluate / predict /
+//! transfer taking an ensemble where they take a run. Included from `tests/cli.rs`.
+
+use std::path::Path;
+
+use super::{TINY, cortexfit, run_ok, simulate};
+
+fn predictions(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    npyz::NpyFile::new(&bytes[..]).unwrap().into_vec().unwrap()
+}
+
+fn predict(run: &Path, data: &Path, out: &Path) -> Vec<f32> {
+    run_ok(
+        cortexfit()
+            .args(["predict", "--run"])
+            .arg(run)
+            .arg("--data")
+            .arg(data)
+            .arg("--out")
+            .arg(out)
+            .args(["--threads", "1"]),
+    );
+    predictions(out)
+}
+
+#[test]
+fn an_ensemble_of_seeds_predicts_the_mean_of_its_members_everywhere_a_run_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = simulate(dir.path());
+    let ens = dir.path().join("ens");
+    let train = || {
+        let mut cmd = cortexfit();
+        cmd.args(["train", "--preset", "lurz2020", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&ens)
+            .args(TINY)
+            .args(["--set", "trainer.max_epochs=2"])
+            .args(["--seeds", "1,2", "--threads", "1", "--quiet"]);
+        cmd
+    };
+    run_ok(&mut train());
+    for seed in [1, 2] {
+        assert!(ens.join(format!("seed-{seed}/summary.json")).is_file());
+    }
+    assert!(ens.join("ensemble.json").is_file());
+    // Running the same command again trains nothing new.
+    let before = std::fs::read(ens.join("seed-1/best.safetensors")).unwrap();
+    run_ok(&mut train());
+    assert_eq!(
+        std::fs::read(ens.join("seed-1/best.safetensors")).unwrap(),
+        before
+    );
+
+    // predict: the mean of the members' predictions.
+    let p1 = predict(&ens.join("seed-1"), &data, &dir.path().join("p1.npy"));
+    let p2 = predict(&ens.join("seed-2"), &data, &dir.path().join("p2.npy"));
+    let pe = predict(&ens, &data, &dir.path().join("pe.npy"));
+    assert_ne!(p1, p2, "different seeds give different members");
+    assert_eq!(pe.len(), p1.len());
+    for ((a, b), e) in p1.iter().zip(&p2).zip(&pe) {
+        let mean = (*a as f64 + *b as f64) / 2.0;
+        assert!(
+            (*e as f64 - mean).abs() <= 1e-6 * mean.abs().max(1.0),
+            "{e} vs {mean}"
+        );
+    }
+
+    // evaluate: the ensemble's metrics beside each member's.
+    let out = run_ok(
+        cortexfit()
+            .args(["evaluate", "--run"])
+            .arg(&ens)
+            .arg("--data")
+            .arg(&data)
+            .args(["--tier", "test", "--json", "--threads", "1"]),
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    let members = json["members"].as_array().unwrap();
+    assert_eq!(members.len(), 2);
+    assert_eq!(members[0]["seed"], 1);
+    let corr = |v: &serde_json::Value| v["single_trial_correlation"].as_f64().unwrap();
+    let ensemble_corr = corr(&json["ensemble"][0]);
+    let member_corr: Vec<f64> = members.iter().map(|m| corr(&m["summaries"][0])).collect();
+    assert!(member_corr.iter().all(|c| (c - ensemble_corr).abs() > 0.0));
+    let table = run_ok(
+        cortexfit()
+            .args(["evaluate", "--run"])
+            .arg(&ens)
+            .arg("--data")
+            .arg(&data)
+            .args(["--tier", "test", "--threads", "1"]),
+    );
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(text.contains("ensemble of 2"), "{text}");
+    assert!(text.contains("member seed 2"), "{text}");
+
+    // `cortexfit ensemble` over finished runs; members must share their configuration.
+    let grouped = dir.path().join("grouped");
+    run_ok(
+        cortexfit()
+            .args(["ensemble", "--runs"])
+            .arg(ens.join("seed-1"))
+            .arg(ens.join("seed-2"))
+            .arg("--out")
+            .arg(&grouped),
+    );
+    assert_eq!(
+        predict(&grouped, &data, &dir.path().join("pg.npy")),
+        pe,
+        "the same members give the same ensemble"
+    );
+    let other = dir.path().join("other");
+    run_ok(
+        cortexfit()
+            .args(["train", "--preset", "lurz2020", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&other)
+            .args(TINY)
+            .args(["--set", "trainer.max_epochs=1", "--set", "trainer.lr=0.001"])
+            .args(["--seed", "3", "--threads", "1", "--quiet"]),
+    );
+    let out = cortexfit()
+        .args(["ensemble", "--runs"])
+        .arg(ens.join("seed-1"))
+        .arg(&other)
+        .arg("--out")
+        .arg(dir.path().join("bad"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another configuration") && err.contains("seed"),
+        "{err}"
+    );
+
+    // transfer from an ensemble: one transferred member per source member, itself an ensemble.
+    let moved = dir.path().join("moved");
+    run_ok(
+        cortexfit()
+            .args(["transfer", "--core"])
+            .arg(&ens)
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(&moved)
+            .args(["--set", "trainer.max_epochs=1", "--threads", "1", "--quiet"]),
+    );
+    assert!(moved.join("ensemble.json").is_file());
+    assert!(moved.join("seed-2/summary.json").is_file());
+}

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ConfigError;
+use super::error::ConfigError;
 
 /// Optimisation settings. Defaults are the Lurz 2020 `standard_trainer` values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

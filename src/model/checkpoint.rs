@@ -15,8 +15,11 @@ use anyhow::Context;
 use burn::tensor::{DType, Device};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
+use crate::model::config::ModelConfig;
+use crate::model::encoder::Encoder;
+use crate::model::facts::DatasetFacts;
+use crate::model::readout::ReadoutConfig;
 use crate::model::state_dict::{StateDict, StateTensor};
-use crate::model::{DatasetFacts, Encoder, ModelConfig};
 
 /// Version of the checkpoint layout; bumped whenever names or metadata change incompatibly.
 pub const FORMAT_VERSION: u32 = 1;
@@ -227,8 +230,15 @@ pub fn load(path: &Path, device: &Device) -> anyhow::Result<Encoder> {
             .with_context(|| format!("{p}: metadata has no `{KEY_FACTS}`"))?,
     )
     .with_context(|| format!("{p}: metadata `{KEY_FACTS}`"))?;
-    let encoder = Encoder::init(&config, &facts, 0, device)
+    // The stored weights replace every initial value, so initialisations that need the data
+    // (readout positions at mapped receptive fields) are not redone.
+    let mut build = config.clone();
+    if let ReadoutConfig::Gaussian(g) = &mut build.readout {
+        g.init_mu_from_data = false;
+    }
+    let mut encoder = Encoder::init(&build, &facts, 0, device)
         .with_context(|| format!("{p}: rebuilding the model from its stored configuration"))?;
+    encoder.config = config;
     let is_f64 = match meta.get(KEY_PRECISION).map(String::as_str) {
         Some("f64") => true,
         Some("f32") => false,
@@ -237,7 +247,7 @@ pub fn load(path: &Path, device: &Device) -> anyhow::Result<Encoder> {
         ),
     };
     let encoder = if is_f64 {
-        crate::model::cast_module(encoder, DType::F64)
+        crate::model::tensor_util::cast_module(encoder, DType::F64)
     } else {
         encoder
     };

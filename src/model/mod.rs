@@ -23,31 +23,6 @@ pub use encoder::{Encoder, ModelError};
 pub use facts::{DatasetFacts, DatasetReadoutFacts};
 pub use loss::{LossReduction, PoissonLoss, poisson_loss};
 pub use presets::PRESET_NAMES;
+pub use readout::gaussian::SamplingRng;
 pub use state_dict::{StateDict, StateDictError};
-
-/// The random stream a model draws its training-mode noise from (the Gaussian readout's sampled
-/// positions). The trainer seeds one per epoch from the run seed, so a fit owns all of its
-/// randomness: nothing is drawn from a process-global generator.
-pub type SamplingRng = rand_chacha::ChaCha8Rng;
-
-use burn::module::{Module, ModuleMapper, Param};
-use burn::tensor::{DType, Tensor};
-
-/// Casts every floating-point parameter and buffer of `module` to `dtype` (e.g. `DType::F64` for
-/// parity checks against float64 references), keeping parameter ids and what is trained.
-pub fn cast_module<M: Module>(module: M, dtype: DType) -> M {
-    struct Cast(DType);
-    impl ModuleMapper for Cast {
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let dtype = self.0;
-            let require_grad = param.val().is_require_grad();
-            // A fresh leaf from the values: a `cast` op would make it a non-leaf of the graph.
-            param.map(|t| {
-                let device = t.device();
-                let fresh = Tensor::from_data(t.into_data(), (&device, dtype));
-                burn::module::Parameter::set_require_grad(fresh, require_grad)
-            })
-        }
-    }
-    module.map(&mut Cast(dtype))
-}
+pub use tensor_util::cast_module;

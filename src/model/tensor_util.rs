@@ -2,7 +2,7 @@
 //! tensors and parameters from `f64` values (in the model's dtype), parameter replacement that
 //! keeps ids, and tensor values back on the host.
 
-use burn::module::{Param, Parameter};
+use burn::module::{Module, ModuleMapper, Param, Parameter};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
 /// A tensor with `values` (row-major) of `shape` in the device's default float dtype.
@@ -90,4 +90,23 @@ pub fn scalar(t: &Tensor<1>) -> f64 {
         .ok()
         .and_then(|v| v.first().copied())
         .unwrap_or(f64::NAN)
+}
+
+/// Casts every floating-point parameter and buffer of `module` to `dtype` (e.g. `DType::F64` for
+/// parity checks against float64 references), keeping parameter ids and what is trained.
+pub fn cast_module<M: Module>(module: M, dtype: DType) -> M {
+    struct Cast(DType);
+    impl ModuleMapper for Cast {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let dtype = self.0;
+            let require_grad = param.val().is_require_grad();
+            // A fresh leaf from the values: a `cast` op would make it a non-leaf of the graph.
+            param.map(|t| {
+                let device = t.device();
+                let fresh = Tensor::from_data(t.into_data(), (&device, dtype));
+                burn::module::Parameter::set_require_grad(fresh, require_grad)
+            })
+        }
+    }
+    module.map(&mut Cast(dtype))
 }

@@ -18,6 +18,7 @@
 
 pub mod dir;
 pub mod ensemble;
+mod ensemble_file;
 pub mod evaluate;
 mod fitting;
 pub mod log;

@@ -1,7 +1,7 @@
 //! Opening a finished (or running) run for evaluation and prediction: its configuration, the
 //! neurons of each readout and its best model in evaluation mode.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use burn::module::Module;
@@ -9,6 +9,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::dir::RunDir;
+use super::ensemble_file;
 use crate::config::RunConfig;
 use crate::data::{PreparedDataset, Tier};
 use crate::model::Encoder;
@@ -60,8 +61,8 @@ impl Run {
     /// Opens a run or an ensemble (a folder with `ensemble.json`) and loads the best model of
     /// each member on `device`.
     pub fn open(path: &Path, device: &Device) -> anyhow::Result<Self> {
-        if super::ensemble::is_ensemble(path) {
-            return super::ensemble::open(path, device);
+        if ensemble_file::is_ensemble(path) {
+            return open_ensemble(path, device);
         }
         Self::open_single(path, device)
     }
@@ -318,4 +319,61 @@ pub fn readout_sigma(model: &Encoder, key: usize) -> Option<Vec<[f64; 4]>> {
             })
             .collect(),
     )
+}
+
+/// Opens every member; they must share the configuration except for the seed, the data keys and
+/// the neurons of every readout.
+pub fn check_members(members: &[PathBuf], device: &Device) -> anyhow::Result<Vec<Run>> {
+    let runs = members
+        .iter()
+        .map(|m| {
+            Run::open_single(m, device).with_context(|| format!("ensemble member {}", m.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let first = &runs[0];
+    let mut seeds = std::collections::BTreeSet::new();
+    for (run, path) in runs.iter().zip(members) {
+        // Members differ in their seed and, when transferred, in the core file they started from.
+        let mut config = run.config.clone();
+        config.seed = first.config.seed;
+        config.transfer = first.config.transfer.clone();
+        anyhow::ensure!(
+            config == first.config,
+            "ensemble member {} has another configuration than {} (members may differ only in \
+             `seed` and `[transfer]`)",
+            path.display(),
+            members[0].display()
+        );
+        anyhow::ensure!(
+            run.neurons == first.neurons,
+            "ensemble member {} has other readouts (data keys or neurons) than {}",
+            path.display(),
+            members[0].display()
+        );
+        anyhow::ensure!(
+            seeds.insert(run.config.seed),
+            "ensemble member {} repeats seed {} (an ensemble of identical fits)",
+            path.display(),
+            run.config.seed
+        );
+    }
+    Ok(runs)
+}
+
+/// Opens the ensemble at `dir`: the members' models, averaged by [`Run::predict`].
+pub fn open_ensemble(dir: &Path, device: &Device) -> anyhow::Result<Run> {
+    let paths = ensemble_file::members(dir)?;
+    let runs = check_members(&paths, device)?;
+    let mut runs = runs.into_iter();
+    let first = runs.next().context("an ensemble has members")?;
+    let mut ensemble = Run {
+        dir: RunDir::new(dir),
+        ..first
+    };
+    for run in runs {
+        ensemble.models.extend(run.models);
+        ensemble.member_dirs.extend(run.member_dirs);
+        ensemble.member_seeds.extend(run.member_seeds);
+    }
+    Ok(ensemble)
 }

@@ -2,6 +2,7 @@
 //! process, resuming from a fit's state, interruption, and what an epoch record holds.
 
 use burn::tensor::Device;
+use rand::SeedableRng;
 
 use super::fit::{Control, EpochObserver, Fit, Next, TrainerState, Unobserved};
 use crate::config::RunConfig;
@@ -212,4 +213,72 @@ fn an_observer_can_interrupt_an_epoch_and_sees_every_batch() {
         Next::Trained { .. }
     ));
     assert_eq!(count.seen, 3);
+}
+
+#[test]
+fn the_training_objective_scales_the_poisson_sum_by_sqrt_all_trials_over_the_actual_batch() {
+    use super::step::{batch_objective, loss_scale};
+    use crate::model::tensor_util::scalar;
+    let (_dir, config) = small_fit_inputs(6);
+    let fit = start(&config);
+    let set = &fit.datasets()[0];
+    let m = set.n_trials();
+    assert_eq!(m, 48 + 16 + 4 * 2, "all tiers count, not only training");
+    let device = Device::flex().autodiff();
+    // 48 training trials in batches of 16 … and a short batch of 5.
+    for b in [16usize, 5] {
+        let trials: Vec<usize> = set.tier(crate::data::Tier::Train)[..b].to_vec();
+        let scale = loss_scale(m, b, config.trainer.scale_loss);
+        assert_eq!(scale, (m as f64 / b as f64).sqrt());
+        let mut model = fit.model().clone();
+        let regularizer = scalar(&model.regularizer(0));
+        let mut noise = crate::model::SamplingRng::seed_from_u64(0);
+        let out = batch_objective(
+            &mut model,
+            0,
+            set.batch_tensors(&trials, &device),
+            scale,
+            &mut noise,
+        );
+        let (objective, poisson) = (scalar(&out.objective), scalar(&out.poisson));
+        let want = scale * poisson + regularizer;
+        assert!(
+            (objective - want).abs() <= 1e-4 * want.abs(),
+            "B = {b}: {objective} vs √(M/B)·Σ Poisson + reg = {want}"
+        );
+        // An independent Poisson sum from the same noise draws: Σ ŷ − y·log(ŷ + ε).
+        let mut noise = crate::model::SamplingRng::seed_from_u64(0);
+        let batch = set.batch_tensors(&trials, &device);
+        let y = batch
+            .responses
+            .clone()
+            .into_data()
+            .iter::<f64>()
+            .collect::<Vec<_>>();
+        let yhat = model
+            .clone()
+            .forward(
+                batch.images,
+                0,
+                batch.behavior,
+                batch.pupil_center,
+                Some(&mut noise),
+            )
+            .into_data()
+            .iter::<f64>()
+            .collect::<Vec<_>>();
+        assert_eq!(yhat.len(), y.len());
+        let independent: f64 = yhat
+            .iter()
+            .zip(&y)
+            .map(|(p, r)| p - r * (p + super::step::POISSON_EPS).ln())
+            .sum();
+        assert!(
+            (independent - poisson).abs() <= 1e-4 * poisson.abs(),
+            "B = {b}: Σ Poisson {poisson} vs independent {independent}"
+        );
+    }
+    let mut unscaled = config.trainer.clone();
+    unscaled.scale_loss = false;
+    assert_eq!(loss_scale(m, 5, unscaled.scale_loss), 1.0);
 }

@@ -9,12 +9,12 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::model::SamplingRng;
 use crate::model::config::ModelConfig;
 use crate::model::core::{BatchNormMode, CoreConfigError, elu};
 use crate::model::encoder_core::EncoderCore;
 use crate::model::facts::DatasetFacts;
 use crate::model::modulator::Modulator;
+use crate::model::readout::gaussian::SamplingRng;
 use crate::model::readout::rf_mapping::pixels_to_grid;
 use crate::model::readout::{MultiReadout, ReadoutConfig, ReadoutError};
 use crate::model::shifter::Shifter;

@@ -9,8 +9,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution as _, Normal};
 use serde::{Deserialize, Serialize};
 
-use super::Reduction;
 use super::gaussian::replace;
+use super::reduction::Reduction;
 use crate::model::state_dict::{StateDict, StateDictError};
 use crate::model::tensor_util::{param_from_f64, to_f64_vec, trainable_leaf};
 

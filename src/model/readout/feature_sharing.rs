@@ -9,8 +9,8 @@ use burn::tensor::{Device, Tensor};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution as _, Normal};
 
-use super::InitScheme;
 use super::gaussian::SharedFeatures;
+use super::init_scheme::InitScheme;
 use crate::model::tensor_util::param_from_f64;
 
 /// Why features cannot be shared.

@@ -14,12 +14,17 @@ use rand_distr::{Distribution as _, Normal};
 use serde::{Deserialize, Serialize};
 
 use super::bilinear::{bilinear_readout, clamp_positions, clamp_straight_through};
+use super::init_scheme::InitScheme;
 use super::linear::TorchLinear;
+use super::reduction::Reduction;
 use super::retinotopy::{GridPredictor, GridPredictorConfig};
-use super::{InitScheme, Reduction};
-use crate::model::SamplingRng;
 use crate::model::state_dict::{StateDict, StateDictError};
 use crate::model::tensor_util::{param_from_f64, tensor_from_f64, to_f64_vec, trainable_leaf};
+
+/// The random stream a model draws its training-mode noise from (the Gaussian readout's sampled
+/// positions). The trainer seeds one per epoch from the run seed, so a fit owns all of its
+/// randomness: nothing is drawn from a process-global generator.
+pub type SamplingRng = ChaCha8Rng;
 
 /// Shape of the covariance factor Σ (covariance ΣΣᵀ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -7,13 +7,14 @@ use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::config::ReadoutConfig;
 use super::factorized::FactorizedReadout;
 use super::feature_sharing::{FeatureSharingError, SharingPlan, init_bank, plan_sharing};
+use super::gaussian::SamplingRng;
+use super::gaussian::replace;
 use super::gaussian::{GaussianInit, GaussianReadout};
 use super::point_pooled::PointPooledReadout;
 use super::retinotopy::normalize_cortex_coordinates;
-use super::{ReadoutConfig, gaussian::replace};
-use crate::model::SamplingRng;
 use crate::model::facts::DatasetReadoutFacts;
 use crate::model::state_dict::{StateDict, StateDictError};
 use crate::model::tensor_util::to_f64_vec;

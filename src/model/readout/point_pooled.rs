@@ -10,9 +10,9 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::Reduction;
 use super::bilinear::{bilinear_sample, clamp_straight_through};
 use super::gaussian::replace;
+use super::reduction::Reduction;
 use crate::model::state_dict::{StateDict, StateDictError};
 use crate::model::tensor_util::{param_from_f64, to_f64_vec, trainable_leaf};
 

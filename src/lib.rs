@@ -12,12 +12,15 @@
 //! - [`train`]: the trainer (Adam, early stopping, LR decay with best-state restore, round-robin
 //!   over datasets).
 //! - [`metrics`]: correlations, oracle, fraction oracle, FEV/FEVE.
+//! - [`insilico`]: experiments on trained models and ensembles: MEIs, grating tuning,
+//!   receptive fields, checked against the simulator's ground truth.
 
 pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod data;
 pub mod experiment;
+pub mod insilico;
 pub mod io;
 pub mod kernels;
 pub mod metrics;

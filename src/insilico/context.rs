@@ -100,7 +100,10 @@ impl InputContext {
         if !(self.grey.is_finite() && (lo..=hi).contains(&self.grey)) {
             return Err(invalid(
                 "grey",
-                format!("expected a value inside range [{lo}, {hi}], got {}", self.grey),
+                format!(
+                    "expected a value inside range [{lo}, {hi}], got {}",
+                    self.grey
+                ),
             ));
         }
         if !(self.norm.is_finite() && self.norm > 0.0) {
@@ -275,6 +278,11 @@ mod tests {
         assert!(bad.validate().unwrap_err().to_string().contains("norm"));
         let mut bad = context();
         bad.pupil_center = Some(vec![0.0]);
-        assert!(bad.validate().unwrap_err().to_string().contains("pupil_center"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("pupil_center")
+        );
     }
 }

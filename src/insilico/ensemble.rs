@@ -195,7 +195,8 @@ impl ModelEnsemble {
         let [b, _, _, _] = images.dims();
         let rows = |values: &Option<Vec<f32>>, needed: bool| {
             values.as_ref().filter(|_| needed).map(|v| {
-                let row = Tensor::<2>::from_data(TensorData::new(v.clone(), [1, v.len()]), &self.device);
+                let row =
+                    Tensor::<2>::from_data(TensorData::new(v.clone(), [1, v.len()]), &self.device);
                 row.expand([b, v.len()])
             })
         };

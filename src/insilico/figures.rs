@@ -125,15 +125,15 @@ impl Mosaic {
                         Marker::Cross(p) => root
                             .draw(&Cross::new(
                                 pixel(x0, y0, p),
-                                (zoom * 2).max(4) as i32,
-                                RED.stroke_width(2),
+                                (zoom + 1).max(3) as i32,
+                                RED.stroke_width(1),
                             ))
                             .map_err(err)?,
                         Marker::Circle(p) => root
                             .draw(&Circle::new(
                                 pixel(x0, y0, p),
                                 (zoom * 2).max(4) as i32,
-                                CYAN.stroke_width(2),
+                                CYAN.stroke_width(1),
                             ))
                             .map_err(err)?,
                     }
@@ -158,7 +158,11 @@ impl Mosaic {
                     .collect()
             }
             TileScale::FromZero => {
-                let max = values.iter().map(|&v| v as f64).fold(0.0, f64::max).max(1e-30);
+                let max = values
+                    .iter()
+                    .map(|&v| v as f64)
+                    .fold(0.0, f64::max)
+                    .max(1e-30);
                 values
                     .iter()
                     .map(|&v| (255.0 * (v as f64 / max).clamp(0.0, 1.0)).round() as u8)
@@ -221,7 +225,8 @@ fn draw_tuning<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("drawing tuning curves: {e}");
+    let err =
+        |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("drawing tuning curves: {e}");
     root.fill(&WHITE).map_err(err)?;
     if shown.is_empty() {
         return Ok(());
@@ -230,16 +235,25 @@ where
     let freqs = &result.config.frequencies;
     for (row, (&i, label)) in shown.iter().zip(labels).enumerate() {
         let t = &result.neurons[i];
-        let bo = nearest(&result.orientations, t.orientation);
-        let bf = freqs.iter().position(|&f| f == t.frequency).unwrap_or(0);
+        let [bo, bf] = t.grid_index;
         let ori: Vec<(f64, f64)> = (0..result.orientations.len())
-            .map(|o| (result.orientations[o].to_degrees(), result.phase_max(i, o, bf)))
+            .map(|o| {
+                (
+                    result.orientations[o].to_degrees(),
+                    result.phase_max(i, o, bf),
+                )
+            })
             .collect();
         let sf: Vec<(f64, f64)> = (0..freqs.len())
             .map(|f| (freqs[f], result.phase_max(i, bo, f)))
             .collect();
         let phase: Vec<(f64, f64)> = (0..result.phases.len())
-            .map(|k| (result.phases[k].to_degrees(), result.response(i, bo, bf, k) as f64))
+            .map(|k| {
+                (
+                    result.phases[k].to_degrees(),
+                    result.response(i, bo, bf, k) as f64,
+                )
+            })
             .collect();
         let y_hi = ori
             .iter()
@@ -260,7 +274,11 @@ where
                 "cycles / pixel",
                 sf,
             ),
-            (format!("phase (F1/F0 {:.2})", t.f1_f0), "phase (deg)", phase),
+            (
+                format!("phase (F1/F0 {:.2})", t.f1_f0),
+                "phase (deg)",
+                phase,
+            ),
         ];
         for (col, (caption, x_desc, points)) in panels.into_iter().enumerate() {
             let area = &rows[row * 3 + col];
@@ -322,15 +340,4 @@ where
         }
     }
     Ok(())
-}
-
-/// Index of the grid orientation nearest to `theta` on the half circle.
-fn nearest(grid: &[f64], theta: f64) -> usize {
-    let d = |g: f64| {
-        let x = (g - theta).rem_euclid(std::f64::consts::PI);
-        x.min(std::f64::consts::PI - x)
-    };
-    (0..grid.len())
-        .min_by(|&a, &b| d(grid[a]).total_cmp(&d(grid[b])))
-        .unwrap_or(0)
 }

@@ -149,7 +149,9 @@ pub fn compare(
     let mei_corr = |idx: &[usize]| {
         let c: Vec<f64> = idx
             .iter()
-            .map(|&i| mei_gabor_correlation(&answers.meis[i * h * w..(i + 1) * h * w], &truth[i], h, w))
+            .map(|&i| {
+                mei_gabor_correlation(&answers.meis[i * h * w..(i + 1) * h * w], &truth[i], h, w)
+            })
             .collect();
         median(&c)
     };

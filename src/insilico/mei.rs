@@ -117,10 +117,16 @@ impl MeiResult {
 fn check_config(config: &MeiConfig) -> Result<(), MeiError> {
     let bad = |field, message: String| Err(MeiError::Config { field, message });
     if !(config.blur_sigma.is_finite() && config.blur_sigma >= 0.0) {
-        return bad("blur_sigma", format!("expected ≥ 0, got {}", config.blur_sigma));
+        return bad(
+            "blur_sigma",
+            format!("expected ≥ 0, got {}", config.blur_sigma),
+        );
     }
     if !(config.step_size.is_finite() && config.step_size > 0.0) {
-        return bad("step_size", format!("expected > 0, got {}", config.step_size));
+        return bad(
+            "step_size",
+            format!("expected > 0, got {}", config.step_size),
+        );
     }
     if config.max_steps == 0 || config.batch_size == 0 || config.patience == 0 {
         return bad(
@@ -175,7 +181,6 @@ pub fn most_exciting_inputs(
         )));
     }
     let norm = config.norm.unwrap_or(context.norm);
-    let [c, h, w] = context.image_shape;
     let mut result = MeiResult {
         neurons: neurons.to_vec(),
         images: Vec::with_capacity(neurons.len() * len),
@@ -193,7 +198,6 @@ pub fn most_exciting_inputs(
         result.mei_response.extend(responses);
         result.steps.extend(steps);
     }
-    let _ = (c, h, w);
     if !natural.is_empty() {
         best_natural(ensemble, key, context, natural, norm, config, &mut result)?;
     }
@@ -212,7 +216,7 @@ fn optimise_batch(
     config: &MeiConfig,
 ) -> (Vec<f32>, Vec<f64>, Vec<usize>) {
     let len = context.image_len();
-    let [c, h, w] = context.image_shape;
+    let [_, h, w] = context.image_shape;
     let grey = context.grey as f32;
     let b = batch.len();
     let mut deviation: Vec<f32> = batch
@@ -278,7 +282,6 @@ fn optimise_batch(
             steps[row] += 1;
         }
     }
-    let _ = c;
     let images = best.iter().map(|d| d + grey).collect();
     (images, best_response, steps)
 }
@@ -310,7 +313,11 @@ fn best_natural(
             .map(|p| p[neuron])
             .enumerate()
             .fold((usize::MAX, f64::NEG_INFINITY), |(bi, bv), (r, v)| {
-                if (v as f64) > bv { (r, v as f64) } else { (bi, bv) }
+                if (v as f64) > bv {
+                    (r, v as f64)
+                } else {
+                    (bi, bv)
+                }
             });
         result.natural_index[i] = row;
         result.natural_response[i] = value;

@@ -190,7 +190,15 @@ pub fn write_tuning(
     let shown: Vec<usize> = (0..n.min(figure_neurons)).collect();
     let labels: Vec<String> = shown
         .iter()
-        .map(|&i| format!("unit {}", unit_ids.get(result.neurons[i].neuron).copied().unwrap_or(-1)))
+        .map(|&i| {
+            format!(
+                "unit {}",
+                unit_ids
+                    .get(result.neurons[i].neuron)
+                    .copied()
+                    .unwrap_or(-1)
+            )
+        })
         .collect();
     tuning_figure(result, &shown, &labels, dir, "tuning")
 }

@@ -154,8 +154,12 @@ fn in_silico_answers_recover_the_simulated_ground_truth() {
     let ensemble = ModelEnsemble::new(vec![model], &device).unwrap();
 
     // Deterministic: the same seed gives the same MEI, whatever else is in the batch.
+    // A quarter of the training images' contrast: at the full contrast, concentrated in a small
+    // RF, the MEI saturates at the input range (a binary pattern; see the report of
+    // `full_figures_on_a_converged_demo_run`), which caps its correlation with any Gabor.
     let config = MeiConfig {
         max_steps: 120,
+        norm: Some(context.norm / 4.0),
         ..MeiConfig::default()
     };
     let short = MeiConfig {
@@ -164,7 +168,11 @@ fn in_silico_answers_recover_the_simulated_ground_truth() {
     };
     let a = most_exciting_inputs(&ensemble, 0, &context, &[3, 7], &[], &short).unwrap();
     let b = most_exciting_inputs(&ensemble, 0, &context, &[3], &[], &short).unwrap();
-    assert_eq!(a.images[..context.image_len()], b.images[..], "MEIs depend on the batch");
+    assert_eq!(
+        a.images[..context.image_len()],
+        b.images[..],
+        "MEIs depend on the batch"
+    );
     let norm = |img: &[f32]| {
         img.iter()
             .map(|&v| (v as f64 - context.grey).powi(2))
@@ -172,26 +180,60 @@ fn in_silico_answers_recover_the_simulated_ground_truth() {
             .sqrt()
     };
     let n0 = norm(&a.images[..context.image_len()]);
-    assert!(n0 <= context.norm * 1.0001 && n0 > 0.8 * context.norm, "{n0} vs {}", context.norm);
+    assert!(
+        n0 <= a.norm * 1.0001 && n0 > 0.8 * a.norm,
+        "MEI contrast {n0}, asked for {}",
+        a.norm
+    );
 
     let out = dir.path().join("out");
-    let figures = figures(&ensemble, &context, &dataset, &truth, 0.5, &config, Some(&out));
+    let figures = figures(
+        &ensemble,
+        &context,
+        &dataset,
+        &truth,
+        0.5,
+        &config,
+        Some(&out),
+    );
     eprintln!("{}", figures.render());
-    for file in ["mei.npy", "mei.csv", "mei.png", "tuning.csv", "tuning.png", "rf.csv", "rf.png"] {
+    if let Ok(keep) = std::env::var("CORTEXFIT_KEEP_INSILICO") {
+        for f in std::fs::read_dir(&out).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::create_dir_all(&keep).unwrap();
+            std::fs::copy(&f, Path::new(&keep).join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    for file in [
+        "mei.npy",
+        "mei.csv",
+        "mei.png",
+        "tuning.csv",
+        "tuning.png",
+        "rf.csv",
+        "rf.png",
+    ] {
         assert!(out.join(file).exists(), "{file} not written");
     }
-    let mei_rows = std::fs::read_to_string(out.join("mei.csv")).unwrap().lines().count();
+    let mei_rows = std::fs::read_to_string(out.join("mei.csv"))
+        .unwrap()
+        .lines()
+        .count();
     assert_eq!(mei_rows, 1 + sim.neurons);
 
     // Thresholds for a small model trained for seconds (the full targets are for a converged
-    // one, see `full_figures_on_a_converged_demo_run`): a wrong convention (orientation off by
-    // 90°, rows and columns swapped, phase ignored) fails each of them by far.
-    assert!(figures.counted >= 12, "{}", figures.render());
-    assert!(figures.simple_mei_correlation >= 0.5, "{}", figures.render());
-    assert!(figures.complex_mei_correlation >= 0.5, "{}", figures.render());
-    assert!(figures.orientation_error_deg <= 20.0, "{}", figures.render());
-    assert!(figures.f1_f0_accuracy >= 0.7, "{}", figures.render());
-    assert!(figures.rf_centre_error_px <= 2.5, "{}", figures.render());
+    // one, see `full_figures_on_a_converged_demo_run`). Measured when written: 31 of 48
+    // neurons counted, MEI–Gabor correlation 0.78 (simple) / 0.87 (complex), orientation error
+    // 9°, F1/F0 accuracy 100 %, RF centre error 0.6 px. Chance levels are far away: a wrong
+    // phase or a transposed image gives MEI correlations near 0, an orientation off by 90°
+    // (or random) errors of 45–90°, a random F1/F0 50 % accuracy, a transposed RF several px.
+    let report = figures.render();
+    assert!(figures.counted >= 20, "{report}");
+    assert!(figures.simple_mei_correlation >= 0.6, "{report}");
+    assert!(figures.complex_mei_correlation >= 0.6, "{report}");
+    assert!(figures.orientation_error_deg <= 20.0, "{report}");
+    assert!(figures.f1_f0_accuracy >= 0.75, "{report}");
+    assert!(figures.rf_centre_error_px <= 1.5, "{report}");
 }
 
 /// The item-5 figures on a converged run of the demo population, by hand:
@@ -208,27 +250,36 @@ fn full_figures_on_a_converged_demo_run() {
     let root = Path::new(&root);
     let data = root.join("simulated");
     let device = Device::flex();
-    let model = crate::model::checkpoint::load(&root.join("run/best.safetensors"), &device).unwrap();
+    let model =
+        crate::model::checkpoint::load(&root.join("run/best.safetensors"), &device).unwrap();
     let dataset = Dataset::load(&data, &LoadOptions::default()).unwrap();
     let truth = GroundTruth::load(&data).unwrap();
     let context = InputContext::from_training_data(&dataset, true, false).unwrap();
     let ensemble = ModelEnsemble::new(vec![model], &device).unwrap();
-    let out = root.join("insilico");
-    let started = std::time::Instant::now();
-    let figures = figures(
-        &ensemble,
-        &context,
-        &dataset,
-        &truth,
-        0.5,
-        &MeiConfig::default(),
-        Some(&out),
-    );
-    println!(
-        "{}(all experiments on {} neurons: {:.0} s; outputs in {})",
-        figures.render(),
-        dataset.n_neurons(),
-        started.elapsed().as_secs_f64(),
-        out.display()
-    );
+    for (scale, folder) in [(1.0, "insilico"), (0.25, "insilico_quarter_norm")] {
+        let out = root.join(folder);
+        let config = MeiConfig {
+            norm: Some(context.norm * scale),
+            ..MeiConfig::default()
+        };
+        let started = std::time::Instant::now();
+        let figures = figures(
+            &ensemble,
+            &context,
+            &dataset,
+            &truth,
+            0.5,
+            &config,
+            Some(&out),
+        );
+        println!(
+            "MEI norm = {scale} × the training images' ({:.1}):\n{}(all experiments on {} \
+             neurons: {:.0} s; outputs in {})",
+            context.norm,
+            figures.render(),
+            dataset.n_neurons(),
+            started.elapsed().as_secs_f64(),
+            out.display()
+        );
+    }
 }

@@ -84,6 +84,8 @@ pub struct NeuronTuning {
     pub peak_response: f64,
     /// Response to the grey image (model units).
     pub grey_response: f64,
+    /// Grid indices (orientation, frequency) of the preferred grating.
+    pub grid_index: [usize; 2],
 }
 
 /// Tuning of several neurons with the responses behind it.
@@ -143,12 +145,18 @@ fn check(config: &TuningConfig) -> Result<(), TuningError> {
         );
     }
     if config.phases < 8 {
-        return bad("phases", format!("expected at least 8, got {}", config.phases));
+        return bad(
+            "phases",
+            format!("expected at least 8, got {}", config.phases),
+        );
     }
     if let Aperture::Disc { radius_px } = config.aperture
         && !(radius_px.is_finite() && radius_px > 0.0)
     {
-        return bad("aperture", format!("expected a radius > 0, got {radius_px}"));
+        return bad(
+            "aperture",
+            format!("expected a radius > 0, got {radius_px}"),
+        );
     }
     if config.batch_size == 0 {
         return bad("batch_size", "expected at least 1".into());
@@ -253,7 +261,12 @@ pub fn measure_tuning(
 
 /// Tuning numbers of the `i`-th neuron of `result` whose phases are relative to `origin` and
 /// whose position is `position`.
-fn summarize(result: &TuningResult, i: usize, origin: [f64; 2], position: [f64; 2]) -> NeuronTuning {
+fn summarize(
+    result: &TuningResult,
+    i: usize,
+    origin: [f64; 2],
+    position: [f64; 2],
+) -> NeuronTuning {
     let (no, nf, np) = (
         result.orientations.len(),
         result.config.frequencies.len(),
@@ -305,5 +318,6 @@ fn summarize(result: &TuningResult, i: usize, origin: [f64; 2], position: [f64; 
         phase,
         peak_response: peak,
         grey_response: f64::NAN,
+        grid_index: [bo, bf],
     }
 }

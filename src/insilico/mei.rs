@@ -174,7 +174,7 @@ pub fn most_exciting_inputs(
         });
     }
     let len = context.image_len();
-    if natural.len() % len != 0 {
+    if !natural.len().is_multiple_of(len) {
         return Err(MeiError::Natural(format!(
             "{} values is not a whole number of {len}-value images",
             natural.len()

@@ -287,3 +287,116 @@ pub fn grid_to_pixel(g: f64, n_in: usize, n_out: usize) -> f64 {
     let offset = (n_in as f64 - n_out as f64) / 2.0;
     offset + (g + 1.0) / 2.0 * (n_out as f64 - 1.0).max(1.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::insilico::objective::row_gradients;
+    use crate::model::core::{PerLayer, Stack};
+    use crate::model::{CoreConfig, DatasetFacts, DatasetReadoutFacts, ModelConfig};
+
+    fn model(seed: u64, neurons: usize) -> Encoder {
+        let mut config = ModelConfig::preset("sensorium2022").unwrap();
+        config.core = CoreConfig {
+            layers: 2,
+            hidden_channels: PerLayer::All(4),
+            input_kern: 5,
+            hidden_kern: PerLayer::All(3),
+            stack: Stack::From(-1),
+            ..config.core
+        };
+        let facts = DatasetFacts {
+            in_shape: [1, 12, 16],
+            n_behaviors: 0,
+            datasets: vec![DatasetReadoutFacts {
+                data_key: "a".into(),
+                n_neurons: neurons,
+                cell_motor_coordinates: Some(
+                    (0..neurons)
+                        .map(|i| [i as f64 * 10.0, (i * i) as f64, 0.0])
+                        .collect(),
+                ),
+                match_ids: None,
+                mean_activity: None,
+            }],
+        };
+        Encoder::init(&config, &facts, seed, &Device::flex()).unwrap()
+    }
+
+    fn context() -> InputContext {
+        InputContext {
+            image_shape: [1, 12, 16],
+            image_normalization: Some((100.0, 40.0)),
+            grey: 100.0,
+            range: [0.0, 255.0],
+            norm: 400.0,
+            behavior: None,
+            pupil_center: None,
+            response_scale: None,
+        }
+    }
+
+    fn images(count: usize) -> Vec<f32> {
+        (0..count * 192)
+            .map(|i| 100.0 + 60.0 * ((i as f32 * 0.37).sin() + (i as f32 * 0.011).cos()))
+            .collect()
+    }
+
+    #[test]
+    fn the_ensemble_predicts_the_mean_of_its_members_and_refuses_mismatches() {
+        let device = Device::flex();
+        let (a, b) = (model(1, 5), model(2, 5));
+        let x = images(3);
+        let c = context();
+        let single = |m: &Encoder| {
+            ModelEnsemble::new(vec![m.clone()], &device)
+                .unwrap()
+                .predict(&x, 0, &c, 2)
+                .unwrap()
+        };
+        let (pa, pb) = (single(&a), single(&b));
+        let both = ModelEnsemble::new(vec![a, b], &device).unwrap();
+        let mean = both.predict(&x, 0, &c, 2).unwrap();
+        assert_eq!(mean.len(), 3 * 5);
+        for ((m, x), y) in mean.iter().zip(&pa).zip(&pb) {
+            assert!((m - (x + y) / 2.0).abs() < 1e-5, "{m} vs {x}, {y}");
+        }
+        assert!(pa.iter().zip(&pb).any(|(x, y)| (x - y).abs() > 1e-4));
+        let err = ModelEnsemble::new(vec![model(1, 5), model(1, 6)], &device).unwrap_err();
+        assert!(err.to_string().contains("5"), "{err}");
+        let mut wrong = context();
+        wrong.image_shape = [1, 12, 17];
+        let err = both.predict(&x, 0, &wrong, 2).unwrap_err().to_string();
+        assert!(err.contains("shape"), "{err}");
+        assert!(both.predict(&x, 1, &c, 2).is_err());
+    }
+
+    #[test]
+    fn row_gradients_match_finite_differences_in_dataset_units() {
+        let device = Device::flex();
+        let ensemble = ModelEnsemble::new(vec![model(3, 4), model(4, 4)], &device).unwrap();
+        let c = context();
+        let x = images(2);
+        let neurons = [2, 0];
+        let out = row_gradients(&ensemble, 0, &c, &x, &neurons, 4);
+        let base = ensemble.predict(&x, 0, &c, 2).unwrap();
+        assert!((out.responses[0] - base[2]).abs() < 1e-5);
+        assert!((out.responses[1] - base[4]).abs() < 1e-5);
+        // Perturb single pixels of row 1 (neuron 0); row 0 must not matter for it.
+        for pixel in [40, 97, 150] {
+            let eps = 0.5f32;
+            let mut plus = x.clone();
+            plus[192 + pixel] += eps;
+            let mut minus = x.clone();
+            minus[192 + pixel] -= eps;
+            let p = ensemble.predict(&plus, 0, &c, 2).unwrap()[4];
+            let m = ensemble.predict(&minus, 0, &c, 2).unwrap()[4];
+            let numeric = (p - m) / (2.0 * eps);
+            let analytic = out.gradients[192 + pixel];
+            assert!(
+                (numeric - analytic).abs() <= 2e-3 * analytic.abs().max(1e-3) + 2e-5,
+                "pixel {pixel}: numeric {numeric}, analytic {analytic}"
+            );
+        }
+    }
+}

@@ -62,7 +62,7 @@ const GAP_PX: u32 = 6;
 
 impl Mosaic {
     fn geometry(&self) -> (u32, u32, u32, u32) {
-        let zoom = (120 / self.height.max(self.width).max(1)).clamp(1, 8) as u32;
+        let zoom = (160 / self.height.max(self.width).max(1)).clamp(2, 8) as u32;
         let n = self.tiles.len().max(1) as u32;
         let cols = (n as f64).sqrt().ceil() as u32;
         let rows = n.div_ceil(cols);

@@ -15,12 +15,15 @@
 //! - [`metrics`]: correlations, oracle, fraction oracle, FEV/FEVE.
 //! - [`kernels`]: fused CPU kernels for the flex backend.
 //! - [`experiment`]: families of fits (data-efficiency curves).
+//! - [`insilico`]: experiments on trained models and ensembles: MEIs, grating tuning,
+//!   receptive fields, checked against the simulator's ground truth.
 
 pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod data;
 pub mod experiment;
+pub mod insilico;
 pub mod io;
 pub mod kernels;
 pub mod metrics;

@@ -159,14 +159,27 @@ fn base_config(source: &str, kind: &str, overrides: &[String]) -> anyhow::Result
             .with_overrides(&format!("preset {source}"), overrides)?,
         "file" => RunConfig::from_file(std::path::Path::new(source), overrides)?,
         "json" => {
-            let value: serde_json::Value =
+            let mut value: serde_json::Value =
                 serde_json::from_str(source).context("the configuration dict")?;
+            drop_nulls(&mut value);
             let table: toml::Table = serde_json::from_value(value)
-                .context("the configuration dict is not a TOML table (no None values)")?;
+                .context("the configuration dict is not a TOML table")?;
             RunConfig::from_toml_str(&toml::to_string(&table)?, "the configuration dict", overrides)?
         }
         other => anyhow::bail!("unknown configuration kind {other:?}"),
     })
+}
+
+/// Removes `None` values from a configuration dict: an unset option is an absent key in TOML.
+fn drop_nulls(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
 }
 
 /// The resolved configuration of a training call, as `cortexfit train` resolves it: preset, file

@@ -20,7 +20,7 @@ command line prints.
 
 from ._cortexfit import presets, version
 from .dataset import Dataset, GroundTruth, simulate
-from .fitting import ensemble, resume, set_threads, train, transfer
+from .fitting import ensemble, resolve_config, resume, set_threads, train, transfer
 from .progress import ProgressPrinter
 from .run import Run, load_run
 
@@ -34,6 +34,7 @@ __all__ = [
     "ensemble",
     "load_run",
     "presets",
+    "resolve_config",
     "resume",
     "set_threads",
     "simulate",

@@ -50,9 +50,17 @@ def path(value: PathLike, name: str = "path") -> str:
 
 def table(columns: dict) -> Any:
     """A pandas DataFrame of ``columns`` when pandas is installed, else a dict of arrays."""
+    order = [
+        "unit_id", "single_trial_correlation", "correlation_to_average", "oracle", "fev", "feve",
+        "poisson_loss", "mu_x", "mu_y", "sigma_xx", "sigma_xy", "sigma_yx", "sigma_yy",
+    ]
+    names = [k for k in order if k in columns] + [k for k in columns if k not in order]
     arrays = {
-        k: np.asarray([np.nan if x is None else x for x in v], dtype=np.int64 if k == "unit_id" else np.float64)
-        for k, v in columns.items()
+        k: np.asarray(
+            [np.nan if x is None else x for x in columns[k]],
+            dtype=np.int64 if k == "unit_id" else np.float64,
+        )
+        for k in names
     }
     try:
         import pandas as pd

@@ -56,7 +56,10 @@ fn load_dataset<'py>(
     )?;
     d.set_item("area", n.area.clone())?;
     d.set_item("layer", n.layer.clone())?;
-    d.set_item("animal_ids", n.animal_ids.as_ref().map(|a| i64_bytes(py_, a)))?;
+    d.set_item(
+        "animal_ids",
+        n.animal_ids.as_ref().map(|a| i64_bytes(py_, a)),
+    )?;
     let mut repeats = Vec::new();
     for tier in [Tier::Test, Tier::FinalTest] {
         let groups = ds.repeat_groups(tier);
@@ -76,8 +79,8 @@ fn simulate(py_: Python<'_>, out: PathBuf, config: &str, force: bool) -> PyResul
     let config: SimulationConfig = serde_json::from_str(config)
         .map_err(|e| PyValueError::new_err(format!("simulation options: {e}")))?;
     let summary = py(py_.detach(|| cortexfit::sim::simulate_with(&config, &out, force)))?;
-    let mut value = serde_json::to_value(&summary)
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let mut value =
+        serde_json::to_value(&summary).map_err(|e| PyValueError::new_err(e.to_string()))?;
     value["out"] = serde_json::Value::String(summary.out.display().to_string());
     json(&value)
 }
@@ -85,7 +88,10 @@ fn simulate(py_: Python<'_>, out: PathBuf, config: &str, force: bool) -> PyResul
 /// The ground truth of a simulated dataset: JSON (without the rates) and the noise-free test
 /// rates (f64 → f32 bytes, test trials × neurons).
 #[pyfunction]
-fn ground_truth<'py>(py_: Python<'py>, path: PathBuf) -> PyResult<(String, Bound<'py, pyo3::types::PyBytes>)> {
+fn ground_truth<'py>(
+    py_: Python<'py>,
+    path: PathBuf,
+) -> PyResult<(String, Bound<'py, pyo3::types::PyBytes>)> {
     let gt = py(py_.detach(|| GroundTruth::load(&path)))?;
     let rates: Vec<f32> = gt.test_rates.iter().map(|&v| v as f32).collect();
     Ok((json(&gt)?, f32_bytes(py_, &rates)))

@@ -26,7 +26,9 @@ pub(crate) fn options(name: &str) -> PyResult<RunOptions> {
         }
     };
     Ok(RunOptions {
-        device: kind.device().map_err(|e| PyValueError::new_err(e.to_string()))?,
+        device: kind
+            .device()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?,
     })
 }
 
@@ -155,8 +157,9 @@ impl Progress for PyProgress {
 /// Where a run's configuration comes from.
 fn base_config(source: &str, kind: &str, overrides: &[String]) -> anyhow::Result<RunConfig> {
     Ok(match kind {
-        "preset" => RunConfig::preset(source)?
-            .with_overrides(&format!("preset {source}"), overrides)?,
+        "preset" => {
+            RunConfig::preset(source)?.with_overrides(&format!("preset {source}"), overrides)?
+        }
         "file" => RunConfig::from_file(std::path::Path::new(source), overrides)?,
         "json" => {
             let mut value: serde_json::Value =
@@ -164,7 +167,11 @@ fn base_config(source: &str, kind: &str, overrides: &[String]) -> anyhow::Result
             drop_nulls(&mut value);
             let table: toml::Table = serde_json::from_value(value)
                 .context("the configuration dict is not a TOML table")?;
-            RunConfig::from_toml_str(&toml::to_string(&table)?, "the configuration dict", overrides)?
+            RunConfig::from_toml_str(
+                &toml::to_string(&table)?,
+                "the configuration dict",
+                overrides,
+            )?
         }
         other => anyhow::bail!("unknown configuration kind {other:?}"),
     })
@@ -224,7 +231,14 @@ fn resolve_config(
     seed: Option<u64>,
     max_minutes: Option<f64>,
 ) -> PyResult<String> {
-    json(&py(resolve(source, kind, &overrides, &data, seed, max_minutes))?)
+    json(&py(resolve(
+        source,
+        kind,
+        &overrides,
+        &data,
+        seed,
+        max_minutes,
+    ))?)
 }
 
 /// Trains a new run into `out`; returns its summary as JSON.

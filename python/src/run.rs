@@ -257,15 +257,24 @@ fn neuron_columns(
     }
     columns.insert("poisson_loss".into(), json!(m.poisson_loss));
     if let Some(p) = readout_positions(run.model(), key) {
-        columns.insert("mu_x".into(), json!(p.iter().map(|p| p[0]).collect::<Vec<_>>()));
-        columns.insert("mu_y".into(), json!(p.iter().map(|p| p[1]).collect::<Vec<_>>()));
+        columns.insert(
+            "mu_x".into(),
+            json!(p.iter().map(|p| p[0]).collect::<Vec<_>>()),
+        );
+        columns.insert(
+            "mu_y".into(),
+            json!(p.iter().map(|p| p[1]).collect::<Vec<_>>()),
+        );
     }
     if let Some(s) = readout_sigma(run.model(), key) {
         for (i, name) in ["sigma_xx", "sigma_xy", "sigma_yx", "sigma_yy"]
             .into_iter()
             .enumerate()
         {
-            columns.insert(name.into(), json!(s.iter().map(|s| s[i]).collect::<Vec<_>>()));
+            columns.insert(
+                name.into(),
+                json!(s.iter().map(|s| s[i]).collect::<Vec<_>>()),
+            );
         }
     }
     serde_json::Value::Object(columns)

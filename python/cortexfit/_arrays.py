@@ -38,6 +38,12 @@ def to_bytes(name: str, values: Any, width: int, trials: Optional[int] = None) -
         )
     if trials is not None and rows != trials:
         raise ValueError(f"{name}: {rows} trials, but images has {trials}")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        bad = np.argwhere(~np.isfinite(array))[0]
+        raise ValueError(
+            f"{name}: non-finite value {array[tuple(bad)]} at index {tuple(int(i) for i in bad)}, "
+            "expected finite numbers"
+        )
     return np.ascontiguousarray(array, dtype="<f4").tobytes()
 
 

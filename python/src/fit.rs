@@ -74,7 +74,9 @@ impl PyProgress {
                         if interrupted
                             && Python::attach(|py| e.is_instance_of::<PyKeyboardInterrupt>(py)) =>
                     {
-                        Err(PyKeyboardInterrupt::new_err(format!("{err:#}")))
+                        Err(PyKeyboardInterrupt::new_err(format!(
+                            "{err:#} (from Python: cortexfit.resume(path))"
+                        )))
                     }
                     Some(e) if interrupted => Err(e),
                     _ => Err(to_py_err(err)),

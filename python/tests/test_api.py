@@ -70,7 +70,7 @@ def test_callback_exception_stops_and_keeps_checkpoint(sim, tmp_path):
         if event["event"] == "batch" and seen.count("epoch_started") == 2:
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt, match="resume"):
+    with pytest.raises(KeyboardInterrupt, match=r"cortexfit.resume"):
         cortexfit.train("lurz2020", data=dataset.path, out=out, overrides=TINY, seed=1,
                         progress=False, callback=stop_in_epoch_two)
     assert os.path.isdir(out / "checkpoints") or os.path.exists(out / "best.safetensors")
@@ -173,6 +173,8 @@ def test_bad_prediction_inputs(trained, sim):
     if trained.needs_behavior:
         with pytest.raises(ValueError, match="behavior"):
             trained.predict(images, None, pupil)
+    with pytest.raises(ValueError, match="non-finite"):
+        trained.predict(np.full_like(images, np.nan), behavior, pupil)
     with pytest.raises(ValueError, match="no readout"):
         trained.predict(images, behavior, pupil, data_key="other")
     with pytest.raises(ValueError, match="tier"):

@@ -194,3 +194,13 @@ def test_bad_simulation_options(tmp_path):
         cortexfit.simulate(tmp_path / "s", neurons=-3)
     with pytest.raises(TypeError):
         cortexfit.simulate(12)
+
+
+def test_public_api_is_documented():
+    """`help()` in a notebook shows a docstring for everything public."""
+    for name in cortexfit.__all__:
+        assert getattr(cortexfit, name).__doc__, name
+    for name in ["predict", "inputs", "predict_tier", "evaluate", "readout_positions", "log"]:
+        assert getattr(cortexfit.Run, name).__doc__, name
+    stub = __import__("pathlib").Path(cortexfit.__file__).with_name("__init__.pyi")
+    assert stub.exists() and "def train(" in stub.read_text()

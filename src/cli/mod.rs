@@ -11,6 +11,7 @@ mod ensemble;
 mod evaluate;
 mod experiment;
 mod info;
+mod insilico;
 mod predict;
 mod progress;
 mod simulate;
@@ -54,6 +55,9 @@ enum Command {
     Ensemble(ensemble::Args),
     /// Freeze a trained core and fit new readouts on new neurons or a new animal.
     Transfer(transfer::Args),
+    /// In-silico experiments on a run or ensemble: most exciting inputs, tuning, receptive fields.
+    #[command(subcommand)]
+    Insilico(insilico::Command),
     /// Run a family of fits (e.g. a data-efficiency curve) and plot the results.
     #[command(subcommand)]
     Experiment(experiment::Command),
@@ -73,6 +77,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Ensemble(args) => ensemble::run(args),
         Command::Transfer(args) => transfer::run(args),
+        Command::Insilico(cmd) => insilico::run(cmd),
         Command::Experiment(cmd) => experiment::run(cmd),
     };
     match result {

@@ -138,6 +138,63 @@ fn an_ensemble_of_seeds_predicts_the_mean_of_its_members_everywhere_a_run_is_tak
         "{err}"
     );
 
+    // In-silico experiments take the ensemble (the members' mean response is the objective).
+    let meis = dir.path().join("meis");
+    let out = run_ok(
+        cortexfit()
+            .args(["insilico", "mei", "--run"])
+            .arg(&ens)
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(&meis)
+            .args(["--top", "3", "--steps", "5", "--threads", "1"]),
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("MEIs of 3 neurons"));
+    let bytes = std::fs::read(meis.join("mei.npy")).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    assert_eq!(npy.shape()[0], 3);
+    let csv = std::fs::read_to_string(meis.join("mei.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    assert!(meis.join("mei.png").is_file());
+    let tuning = dir.path().join("tuning");
+    run_ok(
+        cortexfit()
+            .args(["insilico", "tuning", "--run"])
+            .arg(&ens)
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(&tuning)
+            .args(["--units", "1,2", "--orientations", "12", "--threads", "1"]),
+    );
+    let csv = std::fs::read_to_string(tuning.join("tuning.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let rf = dir.path().join("rf");
+    run_ok(
+        cortexfit()
+            .args(["insilico", "rf", "--run"])
+            .arg(&ens)
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(&rf)
+            .args(["--units", "3", "--samples", "2", "--threads", "1"]),
+    );
+    assert!(rf.join("rf_energy.npy").is_file() && rf.join("rf.png").is_file());
+    let bad = cortexfit()
+        .args(["insilico", "rf", "--run"])
+        .arg(&ens)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.path().join("rf2"))
+        .args(["--units", "999999"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("999999"));
+
     // transfer from an ensemble: one transferred member per source member, itself an ensemble.
     let moved = dir.path().join("moved");
     run_ok(

@@ -117,6 +117,44 @@ class Run:
         """(summary dict, per-neuron DataFrame or dict of arrays), like ``cortexfit evaluate``."""
     def readout_positions(self, data_key: Optional[str] = None) -> Optional[np.ndarray]:
         """Readout positions μ (x, y), neurons × 2, grid coordinates."""
+    def mei(
+        self,
+        dataset: Union[Dataset, PathLike],
+        out: PathLike,
+        *,
+        top: Optional[int] = None,
+        units: Optional[Sequence[int]] = None,
+        seed: int = 0,
+        blur_sigma: float = 1.0,
+        steps: int = 300,
+        contrast: float = 1.0,
+        batch: int = 100,
+    ) -> Dict[str, Any]:
+        """Most exciting inputs (``images``, ``table``); files as ``cortexfit insilico mei``."""
+    def tuning(
+        self,
+        dataset: Union[Dataset, PathLike],
+        out: PathLike,
+        *,
+        top: Optional[int] = None,
+        units: Optional[Sequence[int]] = None,
+        orientations: int = 16,
+        phases: int = 8,
+        disc: Optional[float] = None,
+        figure_neurons: int = 12,
+    ) -> Dict[str, Any]:
+        """Grating tuning (``responses``, ``table``); files as ``cortexfit insilico tuning``."""
+    def receptive_fields(
+        self,
+        dataset: Union[Dataset, PathLike],
+        out: PathLike,
+        *,
+        top: Optional[int] = None,
+        units: Optional[Sequence[int]] = None,
+        samples: int = 8,
+        seed: int = 0,
+    ) -> Dict[str, Any]:
+        """RF maps (``linear``, ``energy``, ``table``); files as ``cortexfit insilico rf``."""
 
 def load_run(path: Union[PathLike, Run], device: str = "cpu") -> Run:
     """Opens a run or ensemble directory."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -160,6 +160,51 @@ class Run:
             return None
         return np.asarray(positions, dtype=np.float64).reshape(-1, 2)
 
+    def _insilico(self, kind: str, dataset: Any, out: PathLike, top: Optional[int],
+                  units: Optional[Sequence[int]], params: Dict[str, float]) -> None:
+        self._handle.insilico(kind, _dataset_path(dataset), str(out), top,
+                              None if units is None else [int(u) for u in units],
+                              {k: float(v) for k, v in params.items() if v is not None})
+
+    def mei(self, dataset: Any, out: PathLike, *, top: Optional[int] = None,
+            units: Optional[Sequence[int]] = None, seed: int = 0, blur_sigma: float = 1.0,
+            steps: int = 300, contrast: float = 1.0, batch: int = 100) -> Dict[str, Any]:
+        """Most exciting inputs of the chosen neurons (all, the ``top`` N by validation
+        correlation, or ``units``) of the dataset's readout, by gradient ascent on the image
+        (the ensemble mean for an ensemble; seeded; blurred gradient; fixed contrast, a
+        fraction of the training images' mean norm; the training images' range). Writes
+        ``mei.npy``, ``mei.csv`` and ``mei.png`` to ``out`` and returns ``images`` (neurons × C ×
+        H × W, dataset units) and the per-neuron ``table`` (responses to the MEI and to the best
+        natural image at the same norm, their ratio)."""
+        self._insilico("mei", dataset, out, top, units, dict(
+            seed=seed, blur_sigma=blur_sigma, steps=steps, contrast=contrast, batch=batch))
+        return {"images": np.load(os.path.join(out, "mei.npy")),
+                "table": _read_csv(os.path.join(out, "mei.csv"))}
+
+    def tuning(self, dataset: Any, out: PathLike, *, top: Optional[int] = None,
+               units: Optional[Sequence[int]] = None, orientations: int = 16, phases: int = 8,
+               disc: Optional[float] = None, figure_neurons: int = 12) -> Dict[str, Any]:
+        """Tuning to static gratings (orientations × 8 spatial frequencies × phases, full field
+        or a ``disc`` of that radius in pixels on each neuron's readout position): preferred
+        orientation and spatial frequency, orientation selectivity index, F1/F0. Writes
+        ``tuning.csv``, ``tuning_responses.npy`` and the figure to ``out``; returns
+        ``responses`` and the per-neuron ``table``."""
+        self._insilico("tuning", dataset, out, top, units, dict(
+            orientations=orientations, phases=phases, disc=disc, figure_neurons=figure_neurons))
+        return {"responses": np.load(os.path.join(out, "tuning_responses.npy")),
+                "table": _read_csv(os.path.join(out, "tuning.csv"))}
+
+    def receptive_fields(self, dataset: Any, out: PathLike, *, top: Optional[int] = None,
+                         units: Optional[Sequence[int]] = None, samples: int = 8,
+                         seed: int = 0) -> Dict[str, Any]:
+        """Receptive-field maps from the model: the input gradient at a grey image (``linear``)
+        and the gradient energy over white noise (``energy``), with centre and extent per neuron
+        (``table``). Writes ``rf_linear.npy``, ``rf_energy.npy``, ``rf.csv`` and ``rf.png``."""
+        self._insilico("rf", dataset, out, top, units, dict(samples=samples, seed=seed))
+        return {"linear": np.load(os.path.join(out, "rf_linear.npy")),
+                "energy": np.load(os.path.join(out, "rf_energy.npy")),
+                "table": _read_csv(os.path.join(out, "rf.csv"))}
+
     def __repr__(self) -> str:
         kind = f"ensemble of {len(self.member_seeds)}" if self.is_ensemble else "run"
         return f"Run({self.path!r}: {kind}, data keys {', '.join(self.data_keys)})"
@@ -171,3 +216,15 @@ def load_run(path: Union[PathLike, Run], device: str = "cpu") -> Run:
     if isinstance(path, Run):
         return path
     return Run(path, device=device)
+
+
+def _read_csv(path: str) -> Any:
+    """A CSV as a pandas DataFrame when pandas is installed, else a dict of column lists."""
+    try:
+        import pandas
+        return pandas.read_csv(path)
+    except ImportError:
+        import csv
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        return {k: [r[k] for r in rows] for k in (rows[0].keys() if rows else [])}

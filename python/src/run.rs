@@ -223,6 +223,115 @@ impl RunHandle {
         }))
     }
 
+    /// An in-silico experiment (`kind` = "mei", "tuning" or "rf") on the readout of the dataset
+    /// at `path`, written to `out` (the files `cortexfit insilico` writes). `top` / `units`
+    /// choose neurons (all by default); `params` are the experiment's settings by name.
+    #[pyo3(signature = (kind, path, out, top=None, units=None, params=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn insilico(
+        &self,
+        py_: Python<'_>,
+        kind: &str,
+        path: PathBuf,
+        out: PathBuf,
+        top: Option<usize>,
+        units: Option<Vec<i64>>,
+        params: Option<std::collections::HashMap<String, f64>>,
+    ) -> PyResult<()> {
+        use cortexfit::insilico::{
+            mei::MeiConfig, rf::RfConfig, stimulus::Aperture, tuning::TuningConfig,
+        };
+        use cortexfit::run::insilico::{Experiment, Neurons};
+        let params = params.unwrap_or_default();
+        let known: &[&str] = match kind {
+            "mei" => &["seed", "blur_sigma", "steps", "contrast", "batch"],
+            "tuning" => &["orientations", "phases", "disc", "figure_neurons"],
+            "rf" => &["samples", "seed"],
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown in-silico experiment `{other}` (mei, tuning, rf)"
+                )));
+            }
+        };
+        if let Some(name) = params.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(PyValueError::new_err(format!(
+                "{kind}: unknown setting `{name}` (known: {})",
+                known.join(", ")
+            )));
+        }
+        let get = |name: &str| params.get(name).copied();
+        let count = |name: &str, default: usize| -> PyResult<usize> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) if v >= 0.0 && v.fract() == 0.0 => Ok(v as usize),
+                Some(v) => Err(PyValueError::new_err(format!(
+                    "{kind}: `{name}` must be a whole number, got {v}"
+                ))),
+            }
+        };
+        let neurons = match (top, units) {
+            (Some(_), Some(_)) => {
+                return Err(PyValueError::new_err("give `top` or `units`, not both"));
+            }
+            (Some(n), None) => Neurons::Top(n),
+            (None, Some(ids)) => Neurons::Units(ids),
+            (None, None) => Neurons::All,
+        };
+        match kind {
+            "mei" => {
+                let contrast = get("contrast").unwrap_or(1.0);
+                let defaults = MeiConfig::default();
+                let seed = count("seed", 0)? as u64;
+                let steps = count("steps", defaults.max_steps)?;
+                let batch = count("batch", defaults.batch_size)?;
+                py(py_.detach(|| {
+                    let experiment = Experiment::new(&self.run, &path, &neurons)?;
+                    anyhow::ensure!(
+                        contrast.is_finite() && contrast > 0.0,
+                        "mei: `contrast` must be a positive fraction, got {contrast}"
+                    );
+                    let config = MeiConfig {
+                        seed,
+                        blur_sigma: get("blur_sigma").unwrap_or(defaults.blur_sigma),
+                        max_steps: steps,
+                        batch_size: batch,
+                        norm: Some(experiment.context.norm * contrast),
+                        ..defaults
+                    };
+                    experiment.mei(&config, Some(&out)).map(|_| ())
+                }))
+            }
+            "tuning" => {
+                let defaults = TuningConfig::default();
+                let config = TuningConfig {
+                    orientations: count("orientations", defaults.orientations)?,
+                    phases: count("phases", defaults.phases)?,
+                    aperture: get("disc").map_or(Aperture::FullField, |radius_px| {
+                        Aperture::Disc { radius_px }
+                    }),
+                    ..defaults
+                };
+                let figure = count("figure_neurons", 12)?;
+                py(py_.detach(|| {
+                    let experiment = Experiment::new(&self.run, &path, &neurons)?;
+                    experiment.tuning(&config, Some(&out), figure).map(|_| ())
+                }))
+            }
+            _ => {
+                let defaults = RfConfig::default();
+                let config = RfConfig {
+                    samples: count("samples", defaults.samples)?,
+                    seed: count("seed", 0)? as u64,
+                    ..defaults
+                };
+                py(py_.detach(|| {
+                    let experiment = Experiment::new(&self.run, &path, &neurons)?;
+                    experiment.receptive_fields(&config, Some(&out)).map(|_| ())
+                }))
+            }
+        }
+    }
+
     /// Readout positions μ (x, y) in grid coordinates, neurons × 2 as a list; `None` without a
     /// Gaussian readout.
     fn readout_positions(&self, data_key: &str) -> PyResult<Option<Vec<[f64; 2]>>> {

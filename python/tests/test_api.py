@@ -200,7 +200,30 @@ def test_public_api_is_documented():
     """`help()` in a notebook shows a docstring for everything public."""
     for name in cortexfit.__all__:
         assert getattr(cortexfit, name).__doc__, name
-    for name in ["predict", "inputs", "predict_tier", "evaluate", "readout_positions", "log"]:
+    for name in ["predict", "inputs", "predict_tier", "evaluate", "readout_positions", "log",
+                 "mei", "tuning", "receptive_fields"]:
         assert getattr(cortexfit.Run, name).__doc__, name
     stub = __import__("pathlib").Path(cortexfit.__file__).with_name("__init__.pyi")
     assert stub.exists() and "def train(" in stub.read_text()
+
+
+def test_insilico_experiments_match_the_cli_files(trained, sim, cli, tmp_path):
+    """`Run.mei` / `tuning` / `receptive_fields` call the library's in-silico experiments and
+    write the same files as `cortexfit insilico`."""
+    dataset, _ = sim
+    out = tmp_path / "mei_py"
+    meis = trained.mei(dataset, out, top=3, steps=5, seed=2)
+    assert meis["images"].shape == (3, 1, 36, 64) and meis["images"].dtype == np.float32
+    assert len(meis["table"]) == 3
+    cli_out = tmp_path / "mei_cli"
+    cli("insilico", "mei", "--run", trained.path, "--data", dataset.path, "--out", cli_out,
+        "--top", "3", "--steps", "5", "--seed", "2")
+    assert np.array_equal(np.load(cli_out / "mei.npy"), meis["images"])
+    tuning = trained.tuning(dataset, tmp_path / "tuning", units=[1, 2], orientations=12)
+    assert len(tuning["table"]) == 2 and tuning["responses"].shape[0] == 2
+    rf = trained.receptive_fields(dataset, tmp_path / "rf", units=[3], samples=2)
+    assert rf["energy"].shape == (1, 36, 64)
+    with pytest.raises(ValueError, match="unknown setting"):
+        cortexfit.Run(trained.path)._insilico("rf", dataset, tmp_path / "x", None, None, {"sample": 2})
+    with pytest.raises(ValueError, match="999999"):
+        trained.receptive_fields(dataset, tmp_path / "rf2", units=[999999])

@@ -1,21 +1,17 @@
 //! `cortexfit insilico mei|tuning|rf`: in-silico experiments on a trained run or ensemble
-//! (`crate::insilico`): most exciting inputs, grating tuning, receptive-field maps.
+//! (`run::insilico`, `crate::insilico`): most exciting inputs, grating tuning, receptive fields.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
 use crate::backend::DeviceKind;
-use crate::data::{PreparedDataset, Tier};
-use crate::insilico::context::InputContext;
-use crate::insilico::ensemble::ModelEnsemble;
-use crate::insilico::mei::{MeiConfig, most_exciting_inputs};
-use crate::insilico::outputs;
-use crate::insilico::rf::{RfConfig, receptive_fields};
-use crate::insilico::selection::NeuronChoice;
+use crate::insilico::mei::MeiConfig;
+use crate::insilico::rf::RfConfig;
 use crate::insilico::stimulus::Aperture;
-use crate::insilico::tuning::{TuningConfig, measure_tuning};
+use crate::insilico::tuning::TuningConfig;
 use crate::run::Run;
+use crate::run::insilico::{Experiment, Neurons};
 
 /// The in-silico experiments.
 #[derive(clap::Subcommand, Debug)]
@@ -112,54 +108,17 @@ pub struct RfArgs {
     pub seed: u64,
 }
 
-/// The run, its readout for `--data`, the model ensemble, the input context and the neurons.
-struct Setup {
-    set: PreparedDataset,
-    key: usize,
-    ensemble: ModelEnsemble,
-    context: InputContext,
-    neurons: Vec<usize>,
-}
-
-fn setup(common: &Common) -> anyhow::Result<Setup> {
+/// Opens the run and prepares the experiment on `--data` with the chosen neurons.
+fn setup(common: &Common) -> anyhow::Result<Experiment> {
     crate::backend::init_threads(common.threads)?;
     let device = common.device.device()?;
     let run = Run::open(&common.run, &device)?;
-    let (key, set) = run.load_data(&common.data)?;
-    let context = InputContext::from_training_data(
-        &set.dataset,
-        run.config.data.normalize,
-        run.config.data.exclude_images,
-    )
-    .with_context(|| format!("the input context of {}", common.data.display()))?;
-    let unit_ids = &set.dataset.neurons.unit_ids;
-    let choice = if let Some(count) = common.top {
-        let evaluation = run.evaluate(key, &set, Tier::Validation).with_context(|| {
-            format!(
-                "--top ranks neurons by validation correlation, but {} has no validation tier",
-                common.data.display()
-            )
-        })?;
-        NeuronChoice::Top {
-            count,
-            scores: evaluation.neurons.single_trial_correlation,
-        }
-    } else if let Some(units) = &common.units {
-        NeuronChoice::UnitIds(parse_units(units)?)
-    } else {
-        NeuronChoice::All
+    let neurons = match (common.top, &common.units) {
+        (Some(n), _) => Neurons::Top(n),
+        (None, Some(units)) => Neurons::Units(parse_units(units)?),
+        (None, None) => Neurons::All,
     };
-    let neurons = choice.resolve(unit_ids)?;
-    let ensemble = ModelEnsemble::new(run.models.clone(), &device)?;
-    std::fs::create_dir_all(&common.out)
-        .with_context(|| format!("creating {}", common.out.display()))?;
-    Ok(Setup {
-        set,
-        key,
-        ensemble,
-        context,
-        neurons,
-    })
+    Experiment::new(&run, &common.data, &neurons)
 }
 
 /// `--units 3,17,42` or a file of ids.
@@ -205,28 +164,7 @@ fn mei(args: MeiArgs) -> anyhow::Result<()> {
         norm: Some(s.context.norm * args.contrast),
         ..MeiConfig::default()
     };
-    // Candidate natural images: the training images as stored (dataset units).
-    let len = s.set.dataset.image_len();
-    let natural: Vec<f32> = s
-        .set
-        .tier(Tier::Train)
-        .iter()
-        .flat_map(|&t| s.set.dataset.images[t * len..(t + 1) * len].iter().copied())
-        .collect();
-    let result = most_exciting_inputs(
-        &s.ensemble,
-        s.key,
-        &s.context,
-        &s.neurons,
-        &natural,
-        &config,
-    )?;
-    outputs::write_meis(
-        &args.common.out,
-        &result,
-        &s.set.dataset.neurons.unit_ids,
-        &s.context,
-    )?;
+    let result = s.mei(&config, Some(&args.common.out))?;
     let ratio = result.ratio();
     println!(
         "MEIs of {} neurons in {}: median response ratio MEI / best natural image {:.2}",
@@ -239,49 +177,17 @@ fn mei(args: MeiArgs) -> anyhow::Result<()> {
 
 fn tuning(args: TuningArgs) -> anyhow::Result<()> {
     let s = setup(&args.common)?;
-    let centres = s.ensemble.readout_centres_px(s.key);
     let aperture = match args.disc {
-        Some(radius_px) => {
-            anyhow::ensure!(
-                centres.is_some(),
-                "--disc centres gratings on each neuron's readout position, but this readout \
-                 has no positions (factorized)"
-            );
-            Aperture::Disc { radius_px }
-        }
+        Some(radius_px) => Aperture::Disc { radius_px },
         None => Aperture::FullField,
     };
-    let [_, h, w] = s.context.image_shape;
-    let positions: Vec<[f64; 2]> = s
-        .neurons
-        .iter()
-        .map(|&n| {
-            centres
-                .as_ref()
-                .map_or([(h as f64 - 1.0) / 2.0, (w as f64 - 1.0) / 2.0], |c| c[n])
-        })
-        .collect();
     let config = TuningConfig {
         orientations: args.orientations,
         phases: args.phases,
         aperture,
         ..TuningConfig::default()
     };
-    let result = measure_tuning(
-        &s.ensemble,
-        s.key,
-        &s.context,
-        &s.neurons,
-        &positions,
-        &config,
-    )?;
-    outputs::write_tuning(
-        &args.common.out,
-        &result,
-        &s.set.dataset.neurons.unit_ids,
-        &s.context,
-        args.figure_neurons,
-    )?;
+    s.tuning(&config, Some(&args.common.out), args.figure_neurons)?;
     println!(
         "tuning of {} neurons to {} gratings in {}",
         s.neurons.len(),
@@ -298,14 +204,7 @@ fn rf(args: RfArgs) -> anyhow::Result<()> {
         seed: args.seed,
         ..RfConfig::default()
     };
-    let result = receptive_fields(&s.ensemble, s.key, &s.context, &s.neurons, &config)?;
-    let centres = s.ensemble.readout_centres_px(s.key);
-    outputs::write_rfs(
-        &args.common.out,
-        &result,
-        &s.set.dataset.neurons.unit_ids,
-        centres.as_deref(),
-    )?;
+    s.receptive_fields(&config, Some(&args.common.out))?;
     println!(
         "receptive fields of {} neurons in {}",
         s.neurons.len(),

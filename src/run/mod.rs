@@ -11,6 +11,7 @@
 //! - [`ensemble`]: several seeds of one configuration as one model (mean prediction); every
 //!   function that takes a run takes an ensemble.
 //! - [`transfer`](transfer::transfer): a frozen core from one run, new readouts on new data.
+//! - [`insilico`]: MEIs, tuning and receptive fields of a run's readout (`crate::insilico`).
 //! - [`progress`]: the events a fit reports (the library never prints; callers show them).
 //!
 //! Numerics are chosen by the run's configuration alone: the kernel choice is a config key
@@ -21,6 +22,7 @@ pub mod ensemble;
 mod ensemble_file;
 pub mod evaluate;
 mod fitting;
+pub mod insilico;
 pub mod log;
 pub mod open;
 mod options;

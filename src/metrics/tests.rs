@@ -93,6 +93,12 @@ fn metrics_match_reference_fixture() {
     );
 
     let groups = repeat_groups(&ids);
+    // Per-image quantities come in the order of the sorted unique ids.
+    let group_ids: Vec<i64> = groups.iter().map(|g| ids[g[0]]).collect();
+    assert_eq!(group_ids, array::<i64>(&npz, "unique_image_ids"));
+    for g in &groups {
+        assert!(g.iter().all(|&t| ids[t] == ids[g[0]]), "{g:?}");
+    }
     let repeats: Vec<i64> = groups.iter().map(|g| g.len() as i64).collect();
     assert_eq!(repeats, array::<i64>(&npz, "repeats_per_unique_image"));
     assert_close(

@@ -189,6 +189,20 @@ impl Encoder {
                 message: "needs a readout with positions (gaussian or point_pooled); the factorized readout cannot shift".into(),
             });
         }
+        // The MLP shifter has no penalty (as in the reference, whose regulariser returns 0): a
+        // non-zero weight would be silently ignored, so it is refused.
+        if let Some(shifter) = &config.shifter
+            && shifter.gamma_shifter != 0.0
+        {
+            return Err(ModelError::Config {
+                field: "shifter.gamma_shifter",
+                message: format!(
+                    "is {}, but the MLP shifter has no regulariser to weight (the reference's is \
+                     identically 0); set it to 0",
+                    shifter.gamma_shifter
+                ),
+            });
+        }
         if !(config.elu_offset.is_finite()) {
             return Err(ModelError::Config {
                 field: "elu_offset",

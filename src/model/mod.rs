@@ -13,6 +13,9 @@ pub mod regularizers;
 pub mod shifter;
 pub mod state_dict;
 
+#[cfg(test)]
+mod penalty_tests;
+
 pub use self::core::{BatchNormMode, CoreConfig, Stacked2dCore};
 pub use checkpoint::{CheckpointError, FORMAT_VERSION};
 pub use encoder::{

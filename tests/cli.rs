@@ -64,13 +64,17 @@ const TINY: &[&str] = &[
 ];
 
 fn train_cmd(data: &Path, out: &Path) -> Command {
+    train_cmd_on(data, out, 1)
+}
+
+fn train_cmd_on(data: &Path, out: &Path, threads: usize) -> Command {
     let mut cmd = cortexfit();
     cmd.args(["train", "--preset", "lurz2020", "--data"])
         .arg(data)
         .arg("--out")
         .arg(out)
         .args(TINY)
-        .args(["--seed", "5", "--threads", "1", "--quiet"]);
+        .args(["--seed", "5", "--threads", &threads.to_string(), "--quiet"]);
     cmd
 }
 
@@ -265,9 +269,7 @@ fn killed_run_resumes_to_the_same_numbers_and_evaluates() {
 
     // The README's promise: the thread count changes nothing but the speed.
     let threaded = dir.path().join("threads2");
-    let mut cmd = train_cmd(&data, &threaded);
-    cmd.args(["--threads", "2"]);
-    run_ok(&mut cmd);
+    run_ok(&mut train_cmd_on(&data, &threaded, 2));
     assert_same_run(&full, &threaded, "--threads 2 vs --threads 1");
 
     // Evaluate: table, per-neuron CSV with readout positions, JSON line.

@@ -157,3 +157,18 @@ fn tier_without_repeats_gives_nan_oracles_not_a_panic() {
     assert!(m.oracle_jackknife.iter().all(|x| x.is_nan()));
     assert!(m.single_trial_correlation.iter().all(|x| x.is_finite()));
 }
+
+#[test]
+fn fraction_oracle_leaves_out_neurons_with_a_non_finite_value() {
+    // Neuron 1 has no oracle (NaN), neuron 2 no correlation (NaN): both are left out, so the
+    // slope is the one through neurons 0 and 3 only.
+    let corr = [0.3, 0.5, f64::NAN, 0.2];
+    let oracle = [0.6, f64::NAN, 0.9, 0.5];
+    let want = (0.6 * 0.3 + 0.5 * 0.2) / (0.6 * 0.6 + 0.5 * 0.5);
+    let got = fraction_oracle(&corr, &oracle);
+    assert!((got - want).abs() < 1e-15, "{got} vs {want}");
+    // An infinite value is left out the same way.
+    let got = fraction_oracle(&[0.3, f64::INFINITY, 0.2], &[0.6, 0.4, 0.5]);
+    let want = (0.6 * 0.3 + 0.5 * 0.2) / (0.6 * 0.6 + 0.5 * 0.5);
+    assert!((got - want).abs() < 1e-15, "{got} vs {want}");
+}

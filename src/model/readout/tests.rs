@@ -63,9 +63,9 @@ fn config_parses_types_aliases_and_rejects_unknown_fields() {
     let err =
         toml::from_str::<ReadoutConfig>("type = \"gaussian\"\ninit_mu_rnage = 0.2").unwrap_err();
     assert!(err.to_string().contains("init_mu_rnage"), "{err}");
-    assert!(
-        toml::from_str::<ReadoutConfig>("type = \"gaussian\"\ngauss_type = \"diagonal\"").is_err()
-    );
+    let err = toml::from_str::<ReadoutConfig>("type = \"gaussian\"\ngauss_type = \"diagonal\"")
+        .unwrap_err();
+    assert!(err.to_string().contains("diagonal"), "{err}");
 }
 
 #[test]
@@ -169,7 +169,8 @@ fn missing_inputs_give_named_errors() {
     let err = MultiReadout::init(&config, [4, 6, 9], &no_ids, 0, &device).unwrap_err();
     assert!(err.to_string().contains("scan-a"), "{err}");
     let config: ReadoutConfig = toml::from_str("type = \"point_pooled\"\npool_steps = 3").unwrap();
-    assert!(MultiReadout::init(&config, [4, 6, 9], &inputs(), 0, &device).is_err());
+    let err = MultiReadout::init(&config, [4, 6, 9], &inputs(), 0, &device).unwrap_err();
+    assert!(err.to_string().contains("pool_steps"), "{err}");
 }
 
 #[test]
@@ -413,7 +414,8 @@ fn retinotopy_can_use_cortical_depth_too() {
         "tanh keeps μ inside: {p:?}"
     );
     let bad = gaussian_config("type = \"gaussian\"\n[grid_mean_predictor]\ninput_dimensions = 4");
-    assert!(MultiReadout::init(&bad, [4, 6, 9], &inputs(), 5, &device).is_err());
+    let err = MultiReadout::init(&bad, [4, 6, 9], &inputs(), 5, &device).unwrap_err();
+    assert!(err.to_string().contains("input_dimensions"), "{err}");
 }
 
 /// The readouts are ordinary burn modules: Adam updates every parameter kind (free μ, Σ,

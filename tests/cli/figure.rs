@@ -136,7 +136,7 @@ pub fn assert_figure_matches_results(exp: &Path) {
         .collect();
     assert_eq!(circles.len(), cells.len(), "{circles:?} for {cells:?}");
     let mut marker = BTreeMap::new();
-    for (key, _) in &cells {
+    for key in cells.keys() {
         let mine: Vec<&(String, f64, f64)> =
             circles.iter().filter(|c| c.0 == colour(&key.0)).collect();
         let per_condition = cells.keys().filter(|k| k.0 == key.0).count();

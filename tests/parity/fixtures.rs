@@ -125,8 +125,16 @@ pub fn assert_close(what: &str, actual: &[f64], expected: &[f64], rel: f64) {
 #[test]
 fn every_fixture_file_loads() {
     type Shapes = &'static [(&'static str, &'static [usize])];
+    /// (file, number of arrays, int64 arrays, bool arrays, shapes of the main arrays).
+    type Expected = (
+        &'static str,
+        usize,
+        &'static [&'static str],
+        &'static [&'static str],
+        Shapes,
+    );
     const B: &[usize] = &[4, 8, 11, 17];
-    let fixtures: [(&str, usize, &[&str], &[&str], Shapes); 10] = [
+    let fixtures: [Expected; 10] = [
         (
             "encoder",
             46,

@@ -495,3 +495,29 @@ fn factorized_defaults_and_initialisation() {
         assert!((b - *a as f64).abs() < 1e-6, "{b} vs {a}");
     }
 }
+
+/// positive_weights alone clamps the features (not the masks); constrain_pos clamps both.
+#[test]
+fn factorized_positivity_settings() {
+    use rand::SeedableRng;
+    let device = device();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    for (positive_weights, constrain_pos) in [(true, false), (false, true), (false, false)] {
+        let config = FactorizedReadoutConfig {
+            positive_weights,
+            constrain_pos,
+            ..FactorizedReadoutConfig::default()
+        };
+        let r = FactorizedReadout::init(&config, [3, 4, 5], 6, None, &mut rng, &device);
+        let raw_f = to_f64_vec(r.features.val());
+        let f = to_f64_vec(r.effective_features());
+        let s = to_f64_vec(r.normalized_spatial());
+        assert!(raw_f.iter().any(|&v| v < 0.0));
+        let clamp_features = positive_weights || constrain_pos;
+        for (e, raw) in f.iter().zip(&raw_f) {
+            let want = if clamp_features { raw.max(0.0) } else { *raw };
+            assert_eq!(*e, want, "{positive_weights} {constrain_pos}");
+        }
+        assert_eq!(s.iter().any(|&v| v < 0.0), !constrain_pos);
+    }
+}

@@ -18,3 +18,6 @@ mod encoder;
 
 #[path = "parity/checkpoint.rs"]
 mod checkpoint;
+
+#[path = "parity/intermediates.rs"]
+mod intermediates;

@@ -65,6 +65,7 @@ enum Command {
 
 /// Runs the command line; errors are printed as one message (with its causes), exit code 1.
 pub fn main() -> ExitCode {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Simulate(args) => simulate::run(args),
@@ -86,5 +87,20 @@ pub fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Lets a closed output pipe end the program quietly, as it ends any Unix filter
+/// (`cortexfit info DIR | head -3`). The Rust runtime ignores SIGPIPE, so every write to a closed
+/// pipe fails with `BrokenPipe` and `println!` panics with a backtrace; with the default action
+/// the kernel ends the process at that write instead (exit status 128 + SIGPIPE in a shell).
+/// Nothing is lost: every file cortexfit writes is written atomically, and a killed training
+/// run resumes from its last checkpoint.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any other thread exists; `signal` with
+    // `SIG_DFL` only resets the disposition of SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

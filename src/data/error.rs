@@ -45,11 +45,17 @@ pub enum DataError {
         trial: usize,
     },
     /// NaN or infinite values where only finite numbers make sense.
-    #[error("{path}: non-finite value {value} at element {index}, expected finite numbers")]
+    #[error(
+        "{path}: non-finite value {value} at element {index}{}, expected finite numbers",
+        position(*index, shape)
+    )]
     NonFinite {
         path: PathBuf,
         value: f64,
+        /// Flat (row-major) index of the first offending element.
         index: usize,
+        /// The array's shape (its index is shown per axis when it has more than one).
+        shape: Vec<usize>,
     },
     /// A `[data]` setting that is out of range or contradicts another.
     #[error("`{key}`: {message}")]
@@ -57,6 +63,20 @@ pub enum DataError {
     /// A subset request that cannot be satisfied.
     #[error("invalid subset: {0}")]
     Subset(String),
+}
+
+/// " (index [c, h, w])" for a flat index into a multi-axis array, "" otherwise.
+fn position(index: usize, shape: &[usize]) -> String {
+    if shape.len() < 2 || shape.contains(&0) {
+        return String::new();
+    }
+    let mut rest = index;
+    let mut at = vec![0; shape.len()];
+    for (axis, &len) in shape.iter().enumerate().rev() {
+        at[axis] = rest % len;
+        rest /= len;
+    }
+    format!(" (index {at:?} of shape {shape:?})")
 }
 
 impl DataError {

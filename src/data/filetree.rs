@@ -40,13 +40,14 @@ fn count_trials(src: &Source, field: &str) -> Result<usize, DataError> {
     Ok(idx.len())
 }
 
-/// Read `data/<field>/<i>.npy` for all trials; every trial must have `per_trial` values.
-/// Returns the concatenated values and the per-trial shape of trial 0.
+/// Read `data/<field>/<i>.npy` for all trials; every trial must have the shape of trial 0 and
+/// only finite values (a NaN pixel or response would otherwise surface epochs later as a NaN
+/// training objective, far from its cause). Returns the concatenated values and the per-trial
+/// shape of trial 0.
 fn read_field(
     src: &Source,
     field: &str,
     n_trials: usize,
-    check_finite: bool,
 ) -> Result<(Vec<f32>, Vec<usize>), DataError> {
     let found = count_trials(src, field)?;
     if found != n_trials {
@@ -71,15 +72,12 @@ fn read_field(
                 });
             }
             let v = a.into_f32(&path)?;
-            if let Some((j, x)) = v
-                .iter()
-                .enumerate()
-                .find(|(_, x)| check_finite && !x.is_finite())
-            {
+            if let Some((j, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
                 return Err(DataError::NonFinite {
                     path,
                     value: *x as f64,
                     index: j,
+                    shape,
                 });
             }
             Ok((shape, v))
@@ -233,7 +231,11 @@ fn read_neurons(src: &Source, n: usize) -> Result<NeuronMeta, DataError> {
     })
 }
 
-fn read_statistics(src: &Source) -> Result<Statistics, DataError> {
+/// `meta/statistics/<field>/<all|stimulus_frame>/{mean,std[,min,max,median]}.npy`. Every array
+/// must hold one value per channel of its field (images: one scalar; responses: one per
+/// neuron; behaviour: 3; pupil centre: 2): the normalizer indexes them per neuron / variable, so
+/// a wrong length would silently misalign them. mean and std must be finite.
+fn read_statistics(src: &Source, n_neurons: usize) -> Result<Statistics, DataError> {
     let mut stats = Statistics::default();
     if !src.exists("meta/statistics/") {
         return Err(DataError::Missing {
@@ -241,7 +243,20 @@ fn read_statistics(src: &Source) -> Result<Statistics, DataError> {
             expected: "statistics/<field>/<all|stimulus_frame>/{mean,std}.npy".into(),
         });
     }
-    for field in ["images", "responses", "behavior", "pupil_center"] {
+    for (field, len, expected) in [
+        ("images", 1, "a scalar (shape () or (1,))".to_string()),
+        (
+            "responses",
+            n_neurons,
+            format!("({n_neurons},), one per neuron"),
+        ),
+        (
+            "behavior",
+            3,
+            "(3,), one per behaviour variable".to_string(),
+        ),
+        ("pupil_center", 2, "(2,), x and y".to_string()),
+    ] {
         for (which, target) in [
             ("all", &mut stats.all),
             ("stimulus_frame", &mut stats.stimulus_frame),
@@ -250,9 +265,32 @@ fn read_statistics(src: &Source) -> Result<Statistics, DataError> {
             if !src.exists(&format!("{dir}/")) {
                 continue;
             }
+            // mean and std feed the normalizer and must be finite; min / max / median are kept
+            // for the user only.
             let get = |name: &str| -> Result<Vec<f64>, DataError> {
                 let rel = format!("{dir}/{name}.npy");
-                read_npy(src, &rel)?.into_f64(&src.display_path(&rel))
+                let path = src.display_path(&rel);
+                let a = read_npy(src, &rel)?;
+                if a.len() != len || a.shape.len() > 1 {
+                    return Err(DataError::Shape {
+                        path,
+                        found: a.shape,
+                        expected: expected.clone(),
+                    });
+                }
+                let shape = a.shape.clone();
+                let v = a.into_f64(&path)?;
+                let used = name == "mean" || name == "std";
+                if let Some((index, x)) = v.iter().enumerate().find(|(_, x)| used && !x.is_finite())
+                {
+                    return Err(DataError::NonFinite {
+                        path,
+                        value: *x,
+                        index,
+                        shape,
+                    });
+                }
+                Ok(v)
             };
             let opt = |name: &str| -> Result<Option<Vec<f64>>, DataError> {
                 if src.exists(&format!("{dir}/{name}.npy")) {
@@ -284,7 +322,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Dataset, DataError> {
             expected: "at least one trial".into(),
         });
     }
-    let (images, shape) = read_field(&src, "images", n_trials, false)?;
+    let (images, shape) = read_field(&src, "images", n_trials)?;
     let image_shape = match shape[..] {
         [h, w] => [1, h, w],
         [c, h, w] => [c, h, w],
@@ -296,7 +334,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Dataset, DataError> {
             });
         }
     };
-    let (responses, rshape) = read_field(&src, "responses", n_trials, true)?;
+    let (responses, rshape) = read_field(&src, "responses", n_trials)?;
     if rshape.len() != 1 {
         return Err(DataError::Shape {
             path: src.display_path("data/responses/0.npy"),
@@ -309,7 +347,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Dataset, DataError> {
         if !src.exists(&format!("data/{field}/")) {
             return Ok(None);
         }
-        let (v, s) = read_field(&src, field, n_trials, true)?;
+        let (v, s) = read_field(&src, field, n_trials)?;
         if s != [width] {
             return Err(DataError::Shape {
                 path: src.display_path(&format!("data/{field}/0.npy")),
@@ -323,7 +361,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Dataset, DataError> {
     let pupil_center = optional("pupil_center", 2)?;
     let (tiers, trials) = read_trials(&src, n_trials)?;
     let neurons = read_neurons(&src, n_neurons)?;
-    let statistics = read_statistics(&src)?;
+    let statistics = read_statistics(&src, n_neurons)?;
     Ok(Dataset {
         data_key: options
             .data_key

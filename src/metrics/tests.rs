@@ -93,6 +93,12 @@ fn metrics_match_reference_fixture() {
     );
 
     let groups = repeat_groups(&ids);
+    // Per-image quantities come in the order of the sorted unique ids.
+    let group_ids: Vec<i64> = groups.iter().map(|g| ids[g[0]]).collect();
+    assert_eq!(group_ids, array::<i64>(&npz, "unique_image_ids"));
+    for g in &groups {
+        assert!(g.iter().all(|&t| ids[t] == ids[g[0]]), "{g:?}");
+    }
     let repeats: Vec<i64> = groups.iter().map(|g| g.len() as i64).collect();
     assert_eq!(repeats, array::<i64>(&npz, "repeats_per_unique_image"));
     assert_close(
@@ -150,4 +156,19 @@ fn tier_without_repeats_gives_nan_oracles_not_a_panic() {
     let m = evaluate(&[1.0, 2.0, 3.0, 4.0], &[1.0, 2.5, 2.0, 4.0], 2, &[0, 1]).unwrap();
     assert!(m.oracle_jackknife.iter().all(|x| x.is_nan()));
     assert!(m.single_trial_correlation.iter().all(|x| x.is_finite()));
+}
+
+#[test]
+fn fraction_oracle_leaves_out_neurons_with_a_non_finite_value() {
+    // Neuron 1 has no oracle (NaN), neuron 2 no correlation (NaN): both are left out, so the
+    // slope is the one through neurons 0 and 3 only.
+    let corr = [0.3, 0.5, f64::NAN, 0.2];
+    let oracle = [0.6, f64::NAN, 0.9, 0.5];
+    let want = (0.6 * 0.3 + 0.5 * 0.2) / (0.6 * 0.6 + 0.5 * 0.5);
+    let got = fraction_oracle(&corr, &oracle);
+    assert!((got - want).abs() < 1e-15, "{got} vs {want}");
+    // An infinite value is left out the same way.
+    let got = fraction_oracle(&[0.3, f64::INFINITY, 0.2], &[0.6, 0.4, 0.5]);
+    let want = (0.6 * 0.3 + 0.5 * 0.2) / (0.6 * 0.6 + 0.5 * 0.5);
+    assert!((got - want).abs() < 1e-15, "{got} vs {want}");
 }

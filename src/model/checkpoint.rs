@@ -95,7 +95,39 @@ pub fn write_state_dict(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let buffer = safetensors::serialize(views, Some(metadata))
         .with_context(|| format!("serializing {}", path.display()))?;
+    let buffer =
+        with_sorted_metadata(buffer).with_context(|| format!("serializing {}", path.display()))?;
     crate::io::atomic_write(path, &buffer)
+}
+
+/// The same file with the header's `__metadata__` entries in sorted order. safetensors writes
+/// them from a `HashMap`, whose order changes from process to process, so the same weights gave
+/// different bytes in every run (a resumed and an uninterrupted run are compared byte for byte).
+/// Layout: 8-byte little-endian header length, the JSON header (space-padded), the tensor data.
+fn with_sorted_metadata(buffer: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+    use std::collections::BTreeMap;
+    let len_bytes: [u8; 8] = buffer
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .context("no header length")?;
+    let n = usize::try_from(u64::from_le_bytes(len_bytes))?;
+    let header = buffer.get(8..8 + n).context("truncated header")?;
+    let mut header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(header)?;
+    if let Some(serde_json::Value::Object(meta)) = header.remove("__metadata__") {
+        let sorted: BTreeMap<String, serde_json::Value> = meta.into_iter().collect();
+        header.insert("__metadata__".into(), serde_json::to_value(sorted)?);
+    }
+    let mut text = serde_json::to_string(&header)?;
+    // The same entries in another order have the same length; keep the original padding.
+    if text.len() > n {
+        anyhow::bail!("re-serialized header grew from {n} to {} bytes", text.len());
+    }
+    text.extend(std::iter::repeat_n(' ', n - text.len()));
+    let mut out = Vec::with_capacity(buffer.len());
+    out.extend_from_slice(&len_bytes);
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&buffer[8 + n..]);
+    Ok(out)
 }
 
 /// Reads every tensor of a safetensors file (f32, f64, f16, bf16, int64 or int32) into a state

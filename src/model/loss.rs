@@ -81,4 +81,28 @@ mod tests {
         let mean: f32 = poisson_loss(y, t, 1e-12, LossReduction::Mean).into_scalar();
         assert!((mean - expected / 2.0).abs() < 1e-6);
     }
+
+    /// ε is the reference's 1e-12, from `Default` and when a config leaves it out: a zero rate
+    /// for an observed spike costs −ln(1e-12) ≈ 27.63, not inf.
+    #[test]
+    fn default_eps_is_the_reference_one() {
+        use burn::tensor::DType;
+        let device = Device::flex();
+        let from_config: PoissonLoss = toml::from_str("reduction = \"mean\"").unwrap();
+        assert_eq!(from_config.eps, 1e-12);
+        assert_eq!(from_config.reduction, LossReduction::Mean);
+        let loss = PoissonLoss::default();
+        assert_eq!((loss.eps, loss.reduction), (1e-12, LossReduction::Sum));
+        let f64s =
+            |v: Vec<f64>| Tensor::<2>::from_data(TensorData::new(v, [1, 2]), (&device, DType::F64));
+        let value: f64 = loss
+            .forward(f64s(vec![0.0, 0.25]), f64s(vec![1.0, 0.0]))
+            .into_scalar();
+        let expected = -(1e-12f64).ln() + 0.25;
+        assert!((value - expected).abs() < 1e-12, "{value} vs {expected}");
+        let mean: f64 = from_config
+            .forward(f64s(vec![0.0, 0.25]), f64s(vec![1.0, 0.0]))
+            .into_scalar();
+        assert!((mean - expected / 2.0).abs() < 1e-12, "{mean}");
+    }
 }

@@ -16,6 +16,9 @@ pub mod shifter;
 pub mod state_dict;
 pub mod tensor_util;
 
+#[cfg(test)]
+mod penalty_tests;
+
 pub use self::core::{BatchNormMode, CoreConfig, Stacked2dCore};
 pub use checkpoint::{CheckpointError, FORMAT_VERSION};
 pub use config::ModelConfig;

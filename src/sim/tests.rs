@@ -172,7 +172,8 @@ fn rates_span_an_order_of_magnitude_and_oracle_is_in_a_realistic_range() {
 
 #[test]
 fn config_rejects_unknown_fields_and_bad_values() {
-    assert!(toml::from_str::<SimulationConfig>("neurons = 5\nbogus = 1").is_err());
+    let err = toml::from_str::<SimulationConfig>("neurons = 5\nbogus = 1").unwrap_err();
+    assert!(err.to_string().contains("bogus"), "{err}");
     let cfg: SimulationConfig = toml::from_str("neurons = 5").unwrap();
     assert_eq!(cfg.train_images, 2000);
     let bad = SimulationConfig {

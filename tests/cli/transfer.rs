@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use super::{TINY, cortexfit, run_ok, summary};
 
+#[path = "figure.rs"]
+mod figure;
+
 /// A tiny simulated animal (30 neurons, 200 training images, a repeated test tier).
 fn animal(dir: &Path, animal: u32) -> PathBuf {
     let data = dir.join(format!("animal{animal}"));
@@ -187,28 +190,33 @@ fn core_from_two_animals_transfers_frozen_to_a_third() {
             "--core",
         ])
         .arg(&source)
-        .args(["--seeds", "1", "--threads", "1", "--out"])
+        .args(["--seeds", "1,2", "--threads", "1", "--out"])
         .arg(&exp)
         .args(TINY);
         cmd
     };
     run_ok(&mut experiment());
     let csv = std::fs::read_to_string(exp.join("results.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 5, "{csv}");
-    assert!(
-        csv.contains("transfer,all,200,1,fraction_oracle_test"),
-        "{csv}"
-    );
+    assert_eq!(csv.lines().count(), 9, "{csv}");
+    for row in [
+        "transfer,all,200,1,fraction_oracle_test",
+        "transfer,all,200,2,fraction_oracle_test",
+        "direct,50,50,2,fraction_oracle_test",
+    ] {
+        assert!(csv.contains(row), "{row}: {csv}");
+    }
     for f in [
         "data_efficiency.png",
         "data_efficiency.svg",
         "direct_50_s1/summary.json",
+        "transfer_all_s2/summary.json",
     ] {
         assert!(exp.join(f).is_file(), "{f}");
     }
+    figure::assert_figure_matches_results(&exp);
     let again = run_ok(&mut experiment());
     let log = String::from_utf8_lossy(&again.stderr);
-    assert_eq!(log.matches("done before, skipped").count(), 4, "{log}");
+    assert_eq!(log.matches("done before, skipped").count(), 8, "{log}");
     assert_eq!(
         std::fs::read_to_string(exp.join("results.csv")).unwrap(),
         csv

@@ -199,3 +199,28 @@ fn pytorch_export_uses_reference_names_float32_and_int64_counters() {
         assert_close(name, &t.data, reference, 1e-6);
     }
 }
+
+/// The same weights and metadata give the same bytes, whatever order the metadata map iterates
+/// in (resumed and uninterrupted runs are compared byte for byte), and the file still reads back.
+#[test]
+fn the_same_state_gives_the_same_bytes() {
+    let f = Fixture::load("encoder");
+    let sd = fixture_state(&f);
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for i in 0..4 {
+        // A fresh map each time: std's HashMap iterates in a different order per instance.
+        let meta: std::collections::HashMap<String, String> = (0..12)
+            .map(|k| (format!("key{k}"), format!("value {k}")))
+            .collect();
+        let path = dir.path().join(format!("{i}.safetensors"));
+        write_state_dict(&path, &sd, StoredPrecision::F32, meta.clone()).unwrap();
+        let (back, read_meta) = read_state_dict(&path).unwrap();
+        assert_eq!(read_meta, meta);
+        assert_eq!(back.entries.len(), sd.entries.len());
+        files.push(std::fs::read(&path).unwrap());
+    }
+    for (i, bytes) in files.iter().enumerate() {
+        assert!(*bytes == files[0], "file {i} differs from file 0");
+    }
+}

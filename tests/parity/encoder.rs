@@ -214,3 +214,88 @@ fn training_mode_uses_batch_statistics_and_updates_running_statistics() {
     // Running statistics changed, so evaluation output changes too.
     assert_ne!(values(enc.forward_eval(x, 0, None, None)), y_eval);
 }
+
+/// The factorized readout's penalty as training adds it (`Encoder::regularizer`: core Laplace
+/// penalty + the readout's weighted L1) against a sum written out here from the fixture arrays:
+/// Σ_n (Σ_hw |Ŝ_n|)(Σ_c |f_n|), the per-neuron paired form, not the reference's quirk.
+#[test]
+fn factorized_penalty_as_training_uses_it_matches_an_independent_sum() {
+    use cortexfit::model::readout::{FactorizedReadoutConfig, Reduction};
+    let fe = Fixture::load("encoder");
+    let ff = Fixture::load("factorized_readout");
+    let device = Device::flex();
+    let (spatial, features) = (&ff.get("spatial").data, &ff.get("features").data);
+    let (n, hw, c) = (20, 11 * 17, 8);
+    for (normalize, reduction, weight) in [
+        (false, Reduction::Sum, 0.3),
+        (true, Reduction::Sum, 0.0076),
+        (true, Reduction::Mean, 2.5),
+    ] {
+        let mut l1 = 0.0;
+        for i in 0..n {
+            let s = &spatial[i * hw..(i + 1) * hw];
+            let norm = if normalize {
+                s.iter().map(|v| v * v).sum::<f64>().sqrt() + 1e-6
+            } else {
+                1.0
+            };
+            let s_l1: f64 = s.iter().map(|v| (v / norm).abs()).sum();
+            let f_l1: f64 = features[i * c..(i + 1) * c].iter().map(|v| v.abs()).sum();
+            l1 += s_l1 * f_l1;
+        }
+        if reduction == Reduction::Mean {
+            l1 /= (n * c * hw) as f64;
+        }
+        for detach_core in [false, true] {
+            let config = ModelConfig {
+                readout: ReadoutConfig::Factorized(FactorizedReadoutConfig {
+                    normalize,
+                    reduction,
+                    feature_reg_weight: weight,
+                    ..FactorizedReadoutConfig::default()
+                }),
+                detach_core,
+                ..fixture_model_config(&fe)
+            };
+            let enc = Encoder::init(&config, &fixture_facts(), 7, &device).unwrap();
+            let mut sd = state_dict(&fe, "sd__");
+            for (name, key) in [
+                ("spatial", "spatial"),
+                ("features", "features"),
+                ("bias", "bias"),
+            ] {
+                let a = ff.get(key);
+                sd.insert(
+                    format!("readout.{KEY}.{name}"),
+                    a.shape.clone(),
+                    a.data.clone(),
+                );
+            }
+            let enc = cast_module(enc, DType::F64).import_state(&sd).unwrap();
+            let core = if detach_core {
+                0.0
+            } else {
+                fe.get("core_regularizer").scalar()
+            };
+            let what = format!("normalize {normalize}, {reduction:?}, detach {detach_core}");
+            assert_close(
+                &what,
+                &values(enc.regularizer(0)),
+                &[core + weight * l1],
+                REL,
+            );
+            // The paired form differs from the reference's quirk (Σ|Ŝ|)·(Σ|f|) by far more
+            // than the tolerance, so the check above tells them apart.
+            let tag = if normalize {
+                "normalized"
+            } else {
+                "unnormalized"
+            };
+            let mut quirk = ff.get(&format!("{tag}_l1_sum")).scalar();
+            if reduction == Reduction::Mean {
+                quirk /= (n * c * hw) as f64;
+            }
+            assert!((quirk - l1).abs() > 1e-3 * l1, "{what}: {quirk} vs {l1}");
+        }
+    }
+}

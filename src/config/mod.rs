@@ -148,7 +148,15 @@ impl RunConfig {
                     .collect::<Vec<_>>()
                     .join(" "),
             })?;
-        config.validate()?;
+        // Name the file (or preset) a contradictory value came from.
+        config.validate().map_err(|e| match e {
+            ConfigError::Invalid { key, message } => ConfigError::Schema {
+                source_name: source_name.to_string(),
+                key,
+                message,
+            },
+            other => other,
+        })?;
         Ok(config)
     }
 
@@ -324,7 +332,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("run.toml") || e.contains("trainer.patience"),
+            e.contains("run.toml") && e.contains("trainer.patience"),
             "{e}"
         );
         let e = RunConfig::from_toml_str("[trainer\n", "bad.toml", &[])

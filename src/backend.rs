@@ -155,3 +155,33 @@ pub fn init_threads(threads: Option<usize>) -> Result<usize, BackendError> {
     }
     Ok(rayon::current_num_threads())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_lists_the_compiled_backends() {
+        assert!(VERSION.starts_with(env!("CARGO_PKG_VERSION")), "{VERSION}");
+        assert!(VERSION.contains("cpu (flex)"), "{VERSION}");
+        assert_eq!(VERSION.contains("gpu (wgpu/Vulkan)"), cfg!(feature = "gpu"));
+        assert_eq!(VERSION.contains("cuda"), cfg!(feature = "cuda"));
+        assert!(VERSION.contains(COMPILED_BACKENDS));
+    }
+
+    #[cfg(not(feature = "gpu"))]
+    #[test]
+    fn device_gpu_without_the_feature_names_the_feature() {
+        let err = DeviceKind::Gpu.device().unwrap_err().to_string();
+        assert!(err.contains("--features gpu"), "{err}");
+        assert!(err.contains("device `gpu`"), "{err}");
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn device_cuda_without_the_feature_names_the_feature_and_the_alternative() {
+        let err = DeviceKind::Cuda.device().unwrap_err().to_string();
+        assert!(err.contains("--features cuda"), "{err}");
+        assert!(err.contains("--device gpu"), "{err}");
+    }
+}

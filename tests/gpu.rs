@@ -32,10 +32,7 @@ fn gpu() -> Option<Device> {
     match DeviceKind::Gpu.device() {
         Ok(device) => {
             if let Some(identity) = device.identity() {
-                eprintln!(
-                    "GPU adapter: {} ({})",
-                    identity.name, identity.fingerprint
-                );
+                eprintln!("GPU adapter: {} ({})", identity.name, identity.fingerprint);
             }
             Some(device)
         }
@@ -52,7 +49,9 @@ fn gpu() -> Option<Device> {
 
 /// Deterministic pseudo-random values in [−1, 1) (a fixed LCG: no dependence on any backend's RNG).
 fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
             state = state
@@ -157,8 +156,20 @@ fn fused_kernels_fall_back_on_the_gpu_forward_and_backward_or_skip_without_adapt
     // (input shape, weight shape, padding, groups) of the three kinds of conv in the core.
     type Conv = (&'static str, [usize; 4], [usize; 4], [usize; 2], usize);
     let convs: [Conv; 3] = [
-        ("depthwise 3×3 conv", [2, 4, 10, 10], [4, 1, 3, 3], [1, 1], 4),
-        ("1→6 5×5 input conv", [2, 1, 12, 12], [6, 1, 5, 5], [0, 0], 1),
+        (
+            "depthwise 3×3 conv",
+            [2, 4, 10, 10],
+            [4, 1, 3, 3],
+            [1, 1],
+            4,
+        ),
+        (
+            "1→6 5×5 input conv",
+            [2, 1, 12, 12],
+            [6, 1, 5, 5],
+            [0, 0],
+            1,
+        ),
         ("1×1 conv", [2, 4, 6, 6], [3, 4, 1, 1], [0, 0], 1),
     ];
     for (i, (name, x, w, padding, groups)) in convs.into_iter().enumerate() {

@@ -21,7 +21,7 @@ mod transfer;
 #[derive(Parser, Debug)]
 #[command(
     name = "cortexfit",
-    version,
+    version = crate::backend::VERSION,
     about = "Fit data-driven deep-network models of mouse visual cortex to neural population responses",
     long_about = "Fit data-driven deep-network models of mouse visual cortex (Lurz et al. 2020) to \
 recorded neural population responses: a convolutional core shared by all neurons, one readout per \

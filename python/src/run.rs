@@ -306,8 +306,8 @@ impl RunHandle {
                 let config = TuningConfig {
                     orientations: count("orientations", defaults.orientations)?,
                     phases: count("phases", defaults.phases)?,
-                    aperture: get("disc").map_or(Aperture::FullField, |radius_px| {
-                        Aperture::Disc { radius_px }
+                    aperture: get("disc").map_or(Aperture::FullField, |radius_px| Aperture::Disc {
+                        radius_px,
                     }),
                     ..defaults
                 };

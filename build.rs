@@ -3,15 +3,20 @@
 //!
 //! - `cortexfit_real_data`: the licensed real scan is at `$CORTEXFIT_SHARED/data/…` (default
 //!   `../shared` next to the repository); its path is passed on as `CORTEXFIT_REAL_DATA`.
+//! - `cortexfit_pytorch_fixture`: the PyTorch checkpoint fixtures are at
+//!   `$CORTEXFIT_SHARED/fixtures/pytorch/` (neuralpredictors models saved with `torch.save`);
+//!   their folder is passed on as `CORTEXFIT_PYTORCH_FIXTURE`.
 //! - `cortexfit_avx2_fma`: the CPU has AVX2 and FMA (the vectorised kernels' tests).
 
 use std::path::PathBuf;
 
 const SCAN: &str = "data/lurz2020_static20457-5-9";
+const PYTORCH_FIXTURE: &str = "fixtures/pytorch";
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(cortexfit_real_data)");
     println!("cargo::rustc-check-cfg=cfg(cortexfit_avx2_fma)");
+    println!("cargo::rustc-check-cfg=cfg(cortexfit_pytorch_fixture)");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=CORTEXFIT_SHARED");
 
@@ -28,6 +33,17 @@ fn main() {
         println!("cargo::rerun-if-changed={}", marker.display());
         println!("cargo::rustc-cfg=cortexfit_real_data");
         println!("cargo::rustc-env=CORTEXFIT_REAL_DATA={}", scan.display());
+    }
+
+    let fixture = shared.join(PYTORCH_FIXTURE);
+    let marker = fixture.join("io.npz");
+    if marker.is_file() {
+        println!("cargo::rerun-if-changed={}", marker.display());
+        println!("cargo::rustc-cfg=cortexfit_pytorch_fixture");
+        println!(
+            "cargo::rustc-env=CORTEXFIT_PYTORCH_FIXTURE={}",
+            fixture.display()
+        );
     }
 
     #[cfg(target_arch = "x86_64")]

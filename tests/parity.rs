@@ -21,3 +21,6 @@ mod checkpoint;
 
 #[path = "parity/intermediates.rs"]
 mod intermediates;
+
+#[path = "parity/pytorch.rs"]
+mod pytorch;

@@ -10,6 +10,8 @@ mod demo;
 mod ensemble;
 mod evaluate;
 mod experiment;
+mod export;
+mod import;
 mod info;
 mod insilico;
 mod predict;
@@ -55,6 +57,10 @@ enum Command {
     Ensemble(ensemble::Args),
     /// Freeze a trained core and fit new readouts on new neurons or a new animal.
     Transfer(transfer::Args),
+    /// Make a run from a model trained in PyTorch (a neuralpredictors `torch.save` checkpoint).
+    Import(import::Args),
+    /// Write a run's weights under neuralpredictors' state-dict names for PyTorch.
+    Export(export::Args),
     /// In-silico experiments on a run or ensemble: most exciting inputs, tuning, receptive fields.
     #[command(subcommand)]
     Insilico(insilico::Command),
@@ -78,6 +84,8 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Ensemble(args) => ensemble::run(args),
         Command::Transfer(args) => transfer::run(args),
+        Command::Import(args) => import::run(args),
+        Command::Export(args) => export::run(args),
         Command::Insilico(cmd) => insilico::run(cmd),
         Command::Experiment(cmd) => experiment::run(cmd),
     };

@@ -73,9 +73,23 @@ pub fn resolve_config(args: &Args) -> anyhow::Result<RunConfig> {
     if let Some(m) = args.max_minutes {
         overrides.push(format!("trainer.max_minutes={m:?}"));
     }
-    if !args.data.is_empty() {
-        let paths = args
-            .data
+    resolve(
+        args.preset.as_deref(),
+        args.config.as_deref(),
+        overrides,
+        &args.data,
+    )
+}
+
+/// A run configuration from a preset or a file, `--set` overrides and the `--data` paths.
+pub fn resolve(
+    preset: Option<&str>,
+    config: Option<&std::path::Path>,
+    mut overrides: Vec<String>,
+    data: &[PathBuf],
+) -> anyhow::Result<RunConfig> {
+    if !data.is_empty() {
+        let paths = data
             .iter()
             .map(|p| {
                 std::path::absolute(p)
@@ -85,7 +99,7 @@ pub fn resolve_config(args: &Args) -> anyhow::Result<RunConfig> {
             .collect::<anyhow::Result<Vec<_>>>()?;
         overrides.push(format!("data.paths={}", toml::Value::Array(paths)));
     }
-    let config = match (&args.preset, &args.config) {
+    let config = match (preset, config) {
         (Some(name), None) => {
             RunConfig::preset(name)?.with_overrides(&format!("preset {name}"), &overrides)?
         }

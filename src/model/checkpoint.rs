@@ -183,7 +183,7 @@ pub fn read_state_dict(path: &Path) -> anyhow::Result<(StateDict, HashMap<String
 }
 
 /// IEEE half precision → f64.
-fn half_to_f64(h: u16) -> f64 {
+pub(crate) fn half_to_f64(h: u16) -> f64 {
     let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
     let exp = ((h >> 10) & 0x1f) as i32;
     let frac = (h & 0x3ff) as f64;

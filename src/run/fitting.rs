@@ -79,6 +79,13 @@ pub fn resume(
         "{} is not a cortexfit run (no config.toml)",
         run_dir.display()
     );
+    anyhow::ensure!(
+        !run.root().join(super::import::IMPORT_FILE).exists(),
+        "{} holds a model imported from PyTorch ({}), not a training run: there is nothing to \
+         resume",
+        run_dir.display(),
+        super::import::IMPORT_FILE
+    );
     let config = RunConfig::from_file(&run.config(), &[])?;
     let Some((folder, epoch)) = run.current_checkpoint()? else {
         anyhow::bail!(

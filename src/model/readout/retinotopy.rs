@@ -153,8 +153,10 @@ impl GridPredictor {
         );
     }
 
-    /// Reads the layers written by [`GridPredictor::export_state`] (the source grid stays: it is
-    /// derived from the data).
+    /// Reads what [`GridPredictor::export_state`] writes. The source grid is a buffer of the
+    /// reference's state dict, so it is read too when present (with this predictor's shape): the
+    /// grid the weights were trained with, exactly. It is derived from the data, so a state dict
+    /// without it keeps the grid computed from the data's coordinates.
     pub fn import_state(self, prefix: &str, sd: &StateDict) -> Result<Self, StateDictError> {
         let layers = self
             .layers
@@ -162,9 +164,22 @@ impl GridPredictor {
             .enumerate()
             .map(|(i, l)| l.import_state(&format!("{prefix}mu_transform.{}.", 2 * i), sd))
             .collect::<Result<Vec<_>, _>>()?;
+        let name = format!("{prefix}source_grid");
+        let source_grid = if sd.entries.contains_key(&name) {
+            let dims = self.source_grid.dims();
+            let entry = sd.get(&name, &dims)?;
+            tensor_from_f64(
+                &entry.data,
+                dims,
+                Some(self.source_grid.dtype()),
+                &self.source_grid.device(),
+            )
+        } else {
+            self.source_grid
+        };
         Ok(Self {
             layers,
-            source_grid: self.source_grid,
+            source_grid,
             final_tanh: self.final_tanh,
         })
     }

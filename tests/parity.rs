@@ -24,3 +24,6 @@ mod intermediates;
 
 #[path = "parity/pytorch.rs"]
 mod pytorch;
+
+#[path = "parity/pytorch_import.rs"]
+mod pytorch_import;

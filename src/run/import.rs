@@ -245,16 +245,22 @@ fn some(names: &[&String], n: usize) -> String {
 
 /// The checkpoint `file` must have exactly the tensors of `model` (names and shapes).
 fn check_fits(file: &StateDict, model: &StateDict) -> anyhow::Result<()> {
-    let mut problems = Vec::new();
-    for (name, t) in &model.entries {
-        if let Some(f) = file.entries.get(name)
-            && f.shape != t.shape
-        {
-            problems.push(format!(
-                "tensor `{name}` has shape {:?} in the checkpoint but {:?} in the model",
-                f.shape, t.shape
-            ));
-        }
+    let shapes: Vec<String> = model
+        .entries
+        .iter()
+        .filter_map(|(name, t)| {
+            let f = file.entries.get(name)?;
+            (f.shape != t.shape).then(|| {
+                format!(
+                    "tensor `{name}` has shape {:?} in the checkpoint but {:?} in the model",
+                    f.shape, t.shape
+                )
+            })
+        })
+        .collect();
+    let mut problems: Vec<String> = shapes.iter().take(3).cloned().collect();
+    if shapes.len() > 3 {
+        problems.push(format!("{} more tensors differ in shape", shapes.len() - 3));
     }
     let missing: Vec<&String> = model
         .entries
@@ -283,16 +289,7 @@ fn check_fits(file: &StateDict, model: &StateDict) -> anyhow::Result<()> {
     if problems.is_empty() {
         return Ok(());
     }
-    let shown = problems.len().min(4);
-    anyhow::bail!(
-        "{}{}",
-        problems[..shown].join("; "),
-        if problems.len() > shown {
-            format!("; and {} more shape mismatch(es)", problems.len() - shown)
-        } else {
-            String::new()
-        }
-    )
+    anyhow::bail!("{}", problems.join("; "))
 }
 
 /// Each `readout.<key>.source_grid` of the checkpoint must match the one computed from the data's

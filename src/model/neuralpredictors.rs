@@ -59,8 +59,8 @@ pub fn python_loader(model: &Encoder, weights: &str) -> Result<String, String> {
     let (grid, grids) = match &g.grid_mean_predictor {
         Some(p) => (
             format!(
-                "dict(input_dimensions={}, hidden_layers={}, hidden_features={}, final_tanh={})",
-                p.input_dimensions,
+                // The input size follows from the source grid's columns (input_dimensions).
+                "dict(hidden_layers={}, hidden_features={}, final_tanh={})",
                 p.hidden_layers,
                 p.hidden_features,
                 py_bool(p.final_tanh)
@@ -154,17 +154,21 @@ pub fn python_loader(model: &Encoder, weights: &str) -> Result<String, String> {
 /// The `Stacked2dCore` keyword arguments (after `input_channels`) of a core configuration.
 fn core_kwargs(core: &CoreConfig) -> Result<String, String> {
     let unsupported = |what: &str| Err(format!("model.core.{what} has no Stacked2dCore argument"));
-    if core.input_bias != core.hidden_bias {
-        return unsupported("input_bias ≠ hidden_bias (one `bias` in the reference)");
+    // The reference's one `bias`: the input conv has a bias when `bias` and no batch norm, the
+    // hidden convs when `bias`; batch norm is affine (`independent_bn_bias=True`).
+    if core.input_bias != (core.hidden_bias && !core.batch_norm) {
+        return unsupported(
+            "input_bias / hidden_bias (the reference's one `bias` gives the input conv a bias \
+             only without batch norm)",
+        );
     }
-    if core.elu_xshift != 0.0 || core.elu_yshift != 0.0 {
-        return unsupported("elu_xshift / elu_yshift");
+    if core.batch_norm
+        && !(core.batch_norm_bias && core.batch_norm_scale && core.final_batch_norm_scale)
+    {
+        return unsupported("batch_norm_bias / batch_norm_scale = false (non-affine batch norm)");
     }
     if core.batch_norm_eps != 1e-5 {
         return unsupported("batch_norm_eps other than 1e-5");
-    }
-    if !core.batch_norm_bias {
-        return unsupported("batch_norm_bias = false");
     }
     let hidden = match &core.hidden_channels {
         PerLayer::All(v) => v.to_string(),
@@ -190,9 +194,9 @@ fn core_kwargs(core: &CoreConfig) -> Result<String, String> {
         .unwrap_or_default();
     Ok(format!(
         "hidden_channels={hidden}, input_kern={}, hidden_kern={hidden_kern}, layers={}, \
-         gamma_input={}, gamma_hidden={}, skip={}, bias={}, final_nonlinearity={}, momentum={}, \
-         pad_input={}, hidden_padding={hidden_padding}, batch_norm={}, batch_norm_scale={}, \
-         final_batchnorm_scale={}, hidden_dilation={}, laplace_padding={laplace_padding}, \
+         gamma_input={}, gamma_hidden={}, skip={}, bias={}, final_nonlinearity={}, \
+         elu_shift=({}, {}), momentum={}, pad_input={}, hidden_padding={hidden_padding}, \
+         batch_norm={}, hidden_dilation={}, laplace_padding={laplace_padding}, \
          input_regularizer={regularizer:?}, stack={stack}, use_avg_reg={}, depth_separable={}, \
          linear={}",
         core.input_kern,
@@ -200,13 +204,13 @@ fn core_kwargs(core: &CoreConfig) -> Result<String, String> {
         py_float(core.gamma_input),
         py_float(core.gamma_hidden),
         core.skip,
-        py_bool(core.input_bias),
+        py_bool(core.hidden_bias),
         py_bool(core.final_nonlinearity),
+        py_float(core.elu_xshift),
+        py_float(core.elu_yshift),
         py_float(core.momentum),
         py_bool(core.pad_input),
         py_bool(core.batch_norm),
-        py_bool(core.batch_norm_scale),
-        py_bool(core.final_batch_norm_scale),
         core.hidden_dilation,
         py_bool(core.use_avg_reg),
         py_bool(core.depth_separable),
@@ -264,7 +268,12 @@ mod tests {
         assert!(code.contains("Stacked2dCore(input_channels=1, hidden_channels=64, input_kern=15, hidden_kern=13, layers=4"), "{code}");
         assert!(code.contains("gamma_readout=2.439"), "{code}");
         assert!(code.contains("n_neurons_dict={\"20457-5-9\": 4}"), "{code}");
-        assert!(code.contains("grid_mean_predictor=dict(input_dimensions=2, hidden_layers=0, hidden_features=0, final_tanh=False)"), "{code}");
+        assert!(
+            code.contains(
+                "grid_mean_predictor=dict(hidden_layers=0, hidden_features=0, final_tanh=False)"
+            ),
+            "{code}"
+        );
         assert!(!code.contains("MLPShifter"), "{code}");
         let code = python_loader(&model("sensorium2022_plus", 3), "m.safetensors").unwrap();
         assert!(code.contains("Stacked2dCore(input_channels=4,"), "{code}");

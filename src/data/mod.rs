@@ -2,13 +2,17 @@
 //! or straight from its `.zip` archive, plus normalization (NeuroNormalizer, §1.8), tiers,
 //! batches and the neuron / image subsets of the data-efficiency experiments.
 //!
-//! [`Dataset`] holds one scan (one `data_key`) in memory with RAW on-disk values;
-//! [`PreparedDataset`] applies a run's `[data]` settings ([`DataConfig`]: subsets, [`Normalizer`])
-//! and cuts normalized batches from it; it is the one dataset pipeline of the crate.
+//! [`Dataset`] holds one scan (one `data_key`) in memory with RAW on-disk values (images
+//! rescaled when asked, [`image_scale`]); [`PreparedDataset`] applies a run's `[data]` settings
+//! ([`DataConfig`]: neuron selection, subsets, [`Normalizer`]) and cuts normalized batches from it;
+//! it is the one dataset pipeline of the crate. Images are held once, raw, and normalized per
+//! batch.
 
 mod config;
 mod error;
 mod filetree;
+pub mod image_scale;
+mod neuron_selection;
 mod normalize;
 pub mod npy;
 mod prepared;
@@ -19,6 +23,7 @@ mod tiers;
 
 pub use config::DataConfig;
 pub use error::DataError;
+pub use neuron_selection::{UnitIdList, selected_unit_ids};
 pub use normalize::{NormalizeOptions, Normalizer};
 pub use prepared::{Batch, BatchTensors, PreparedDataset};
 pub use split::{NeuronHalf, NeuronSplit};
@@ -35,6 +40,10 @@ pub struct LoadOptions {
     /// Data key to use instead of the one parsed from the folder / zip name.
     #[serde(default)]
     pub data_key: Option<String>,
+    /// Rescale every image by this factor while loading (`data.image_scale`; see
+    /// [`image_scale`]); `None` or 1 keeps them as stored.
+    #[serde(default)]
+    pub image_scale: Option<f64>,
 }
 
 /// A per-trial or per-neuron meta array of any kind, kept by name.

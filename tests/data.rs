@@ -602,3 +602,7 @@ mod selection;
 
 #[path = "data/scaling.rs"]
 mod scaling;
+
+#[cfg(feature = "hdf5")]
+#[path = "data/hdf5.rs"]
+mod hdf5;

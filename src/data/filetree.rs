@@ -41,6 +41,12 @@ fn count_trials(src: &Source, field: &str) -> Result<usize, DataError> {
     Ok(idx.len())
 }
 
+/// A trial's values with their shape.
+type Shaped = (Vec<usize>, Vec<f32>);
+
+/// What is kept of each trial as read: (shape, values) → (shape, values).
+type TrialTransform<'a> = dyn Fn(Vec<usize>, Vec<f32>) -> Result<Shaped, DataError> + Sync + 'a;
+
 /// Read `data/<field>/<i>.npy` for all trials; every trial must have the shape of trial 0 and
 /// only finite values (a NaN pixel or response would otherwise surface epochs later as a NaN
 /// training objective, far from its cause). `transform` maps each trial's (shape, values) to
@@ -50,7 +56,7 @@ fn read_field(
     src: &Source,
     field: &str,
     n_trials: usize,
-    transform: &(dyn Fn(Vec<usize>, Vec<f32>) -> Result<(Vec<usize>, Vec<f32>), DataError> + Sync),
+    transform: &TrialTransform<'_>,
 ) -> Result<(Vec<f32>, Vec<usize>), DataError> {
     let found = count_trials(src, field)?;
     if found != n_trials {
@@ -60,7 +66,8 @@ fn read_field(
             expected: n_trials,
         });
     }
-    let read_trial = |i: usize| -> Result<(Vec<usize>, Vec<usize>, Vec<f32>), DataError> {
+    // (shape as stored, shape kept, values kept).
+    let read_trial = |i: usize| -> Result<(Vec<usize>, Shaped), DataError> {
         let rel = format!("data/{field}/{i}.npy");
         let a = read_npy(src, &rel)?;
         let shape = a.shape.clone();
@@ -81,15 +88,14 @@ fn read_field(
                 shape,
             });
         }
-        let (kept_shape, kept) = transform(shape.clone(), v)?;
-        Ok((shape, kept_shape, kept))
+        Ok((shape.clone(), transform(shape, v)?))
     };
     if n_trials == 0 {
         return Ok((Vec::new(), Vec::new()));
     }
     // Trial 0 fixes the shape; the others are written straight into one preallocated array, so
     // the field is held once (not once per trial and again concatenated).
-    let (shape0, kept_shape0, first) = read_trial(0)?;
+    let (shape0, (kept_shape0, first)) = read_trial(0)?;
     let len = first.len();
     let mut out = vec![0f32; n_trials * len];
     out[..len].copy_from_slice(&first);
@@ -100,7 +106,7 @@ fn read_field(
             .enumerate()
             .try_for_each(|(k, chunk)| {
                 let i = k + 1;
-                let (shape, _, v) = read_trial(i)?;
+                let (shape, (_, v)) = read_trial(i)?;
                 if shape != shape0 || v.len() != len {
                     return Err(DataError::Shape {
                         path: src.display_path(&format!("data/{field}/{i}.npy")),
@@ -113,7 +119,7 @@ fn read_field(
             })?;
     } else {
         (1..n_trials).into_par_iter().try_for_each(|i| {
-            let (shape, _, _) = read_trial(i)?;
+            let (shape, _) = read_trial(i)?;
             if shape != shape0 {
                 return Err(DataError::Shape {
                     path: src.display_path(&format!("data/{field}/{i}.npy")),
@@ -128,7 +134,7 @@ fn read_field(
 }
 
 /// Keeps a trial as read.
-fn as_read(shape: Vec<usize>, v: Vec<f32>) -> Result<(Vec<usize>, Vec<f32>), DataError> {
+fn as_read(shape: Vec<usize>, v: Vec<f32>) -> Result<Shaped, DataError> {
     Ok((shape, v))
 }
 

@@ -303,6 +303,7 @@ fn loads_small_tree_with_meta() {
         &root,
         &LoadOptions {
             data_key: Some("mine".into()),
+            ..LoadOptions::default()
         },
     )
     .unwrap();
@@ -590,8 +591,18 @@ fn real_lurz_scan_counts_and_normalization() {
     for (g, w) in p.behavior.as_ref().unwrap().iter().zip(want_b) {
         assert!((g - w).abs() < 1e-5, "{g} vs {w}");
     }
-    assert!((p.images[0] - (76.0 - 111.30036) / 60.936493).abs() < 1e-5);
+    assert!((p.images_of(&[0])[0] - (76.0 - 111.30036) / 60.936493).abs() < 1e-5);
 }
 
 #[path = "data/bad_input.rs"]
 mod bad_input;
+
+#[path = "data/selection.rs"]
+mod selection;
+
+#[path = "data/scaling.rs"]
+mod scaling;
+
+#[cfg(feature = "hdf5")]
+#[path = "data/hdf5.rs"]
+mod hdf5;

@@ -19,7 +19,10 @@ fn load_dataset<'py>(
     path: PathBuf,
     data_key: Option<String>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let options = LoadOptions { data_key };
+    let options = LoadOptions {
+        data_key,
+        ..Default::default()
+    };
     let ds = py(py_.detach(|| {
         Dataset::load(&path, &options)
             .map_err(anyhow::Error::from)

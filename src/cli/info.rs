@@ -12,12 +12,23 @@ pub struct Args {
     /// Data key to use instead of the one parsed from the folder / zip name.
     #[arg(long)]
     pub data_key: Option<String>,
+    /// Rescale the images while loading, as `data.image_scale` (0.25: Sensorium's 144×256 →
+    /// 36×64).
+    #[arg(long)]
+    pub image_scale: Option<f64>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let start = std::time::Instant::now();
+    if let Some(scale) = args.image_scale {
+        anyhow::ensure!(
+            scale.is_finite() && scale > 0.0,
+            "--image-scale must be a finite number > 0, got {scale}"
+        );
+    }
     let options = LoadOptions {
         data_key: args.data_key,
+        image_scale: args.image_scale,
     };
     let ds = Dataset::load(&args.path, &options)
         .with_context(|| format!("loading {}", args.path.display()))?;

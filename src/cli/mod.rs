@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod config;
+mod convert;
 mod demo;
 mod ensemble;
 mod evaluate;
@@ -43,6 +44,8 @@ enum Command {
     Info(info::Args),
     /// Print a complete, commented run configuration for a preset.
     Config(config::Args),
+    /// Write an older static HDF5 set (`static*.h5`) as a FileTree folder.
+    Convert(convert::Args),
     /// Train a model on one or more datasets.
     Train(train::Args),
     /// Evaluate a trained run on a tier of a dataset (per-neuron metrics, oracle, fraction oracle).
@@ -77,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(args),
         Command::Info(args) => info::run(args),
         Command::Config(args) => config::run(args),
+        Command::Convert(args) => convert::run(args),
         Command::Train(args) => train::run(args),
         Command::Evaluate(args) => evaluate::run(args),
         Command::Predict(args) => predict::run(args),

@@ -31,6 +31,30 @@ const DOCS: &[(&str, &str)] = &[
         "Leave images as stored instead of z-scoring them (Lurz 2020: true).",
     ),
     (
+        "data.subtract_behavior_mean",
+        "Also subtract the behaviour mean (z-score behaviour), so a modulator sees zero at average behaviour; the reference only divides by the std.",
+    ),
+    (
+        "data.image_scale",
+        "Rescale images by this factor while loading, as the Sensorium starter kit's ScaleInputs (bilinear, no anti-aliasing): 0.25 takes the 144x256 zips to 36x64.",
+    ),
+    (
+        "data.areas",
+        "Keep only neurons in these brain areas (meta/neurons/area), e.g. [\"V1\"] (absent: all).",
+    ),
+    (
+        "data.layers",
+        "Keep only neurons in these layers (meta/neurons/layer), e.g. [\"L2/3\"] (absent: all).",
+    ),
+    (
+        "data.unit_ids_file",
+        "Text file of unit ids to keep: ids separated by spaces, commas or lines; a line starting with a data key applies to that dataset only; # comments.",
+    ),
+    (
+        "data.exclude_unit_ids_file",
+        "Text file of unit ids to leave out (same format as unit_ids_file).",
+    ),
+    (
         "data.neuron_n",
         "Train on a seeded random subset of this many neurons per dataset (absent: all).",
     ),
@@ -174,6 +198,10 @@ const DOCS: &[(&str, &str)] = &[
 /// Optional keys that are absent from a default config: shown as commented-out examples at the
 /// end of their section, so the printed config lists every setting. (section, key, example).
 pub(super) const OPTIONAL: &[(&str, &str, &str)] = &[
+    ("data", "areas", "[\"V1\"]"),
+    ("data", "layers", "[\"L2/3\"]"),
+    ("data", "unit_ids_file", "\"unit_ids.txt\""),
+    ("data", "exclude_unit_ids_file", "\"bad_units.txt\""),
     ("data", "neuron_n", "1000"),
     ("data", "image_n", "2000"),
     ("trainer", "max_minutes", "95.0"),

@@ -17,6 +17,28 @@ pub struct DataConfig {
     pub normalize: bool,
     /// Leave images as stored (Lurz 2020 excludes them from normalization).
     pub exclude_images: bool,
+    /// Subtract the behaviour mean too (neuralpredictors' `subtract_behavior_mean`), so behaviour
+    /// is z-scored and a modulator sees zero at average behaviour. Off by default: the
+    /// reference divides behaviour by its std only.
+    pub subtract_behavior_mean: bool,
+    /// Rescale every image by this factor while loading, as neuralpredictors' / the Sensorium
+    /// starter kit's `ScaleInputs(scale)` (skimage `rescale`: bilinear, mirror edges, no
+    /// anti-aliasing; `image_scale.rs`). `0.25` takes the Sensorium zips' 144×256 images to the
+    /// 36×64 the sensorium2022 models are fitted on. Default 1 (images as stored).
+    pub image_scale: f64,
+    /// Keep only neurons in these brain areas (`meta/neurons/area`, e.g. `["V1"]`); all when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub areas: Vec<String>,
+    /// Keep only neurons in these cortical layers (`meta/neurons/layer`, e.g. `["L2/3"]`); all
+    /// when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<String>,
+    /// A text file of the unit ids to keep (`unit_ids.rs` gives the format); all when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit_ids_file: Option<String>,
+    /// A text file of unit ids to leave out (same format).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclude_unit_ids_file: Option<String>,
     /// Train on a seeded random subset of this many neurons per dataset (all when absent).
     pub neuron_n: Option<usize>,
     /// Train on a seeded random subset of this many unique training images (all when absent).
@@ -36,6 +58,12 @@ impl Default for DataConfig {
             paths: Vec::new(),
             normalize: true,
             exclude_images: false,
+            subtract_behavior_mean: false,
+            image_scale: 1.0,
+            areas: Vec::new(),
+            layers: Vec::new(),
+            unit_ids_file: None,
+            exclude_unit_ids_file: None,
             neuron_n: None,
             neuron_split: None,
             image_n: None,
@@ -53,6 +81,27 @@ impl DataConfig {
                 "excluding images from normalization needs data.normalize = true \
                  (with normalize = false nothing is normalized anyway: drop exclude_images)",
             ));
+        }
+        if self.subtract_behavior_mean && !self.normalize {
+            return Err(DataError::setting(
+                "data.subtract_behavior_mean",
+                "subtracting the behaviour mean is part of normalization: it needs \
+                 data.normalize = true",
+            ));
+        }
+        if !(self.image_scale.is_finite() && self.image_scale > 0.0) {
+            return Err(DataError::setting(
+                "data.image_scale",
+                format!(
+                    "must be a finite number > 0 (0.25 turns 144×256 into 36×64), got {}",
+                    self.image_scale
+                ),
+            ));
+        }
+        for (key, names) in [("data.areas", &self.areas), ("data.layers", &self.layers)] {
+            if names.iter().any(|n| n.trim().is_empty()) {
+                return Err(DataError::setting(key, "names must not be empty"));
+            }
         }
         if self.neuron_n == Some(0) {
             return Err(DataError::setting(

@@ -57,6 +57,9 @@ pub enum DataError {
         /// The array's shape (its index is shown per axis when it has more than one).
         shape: Vec<usize>,
     },
+    /// A file whose content is not what was expected (a unit-id list, an HDF5 set).
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
     /// A `[data]` setting that is out of range or contradicts another.
     #[error("`{key}`: {message}")]
     Setting { key: String, message: String },

@@ -2,6 +2,7 @@
 //! `meta/{trials,neurons,statistics}`. Per-trial files are read in parallel with rayon.
 
 use super::error::DataError;
+use super::image_scale;
 use super::npy::{self, NpyArray, NpyData};
 use super::source::Source;
 use super::{
@@ -40,14 +41,22 @@ fn count_trials(src: &Source, field: &str) -> Result<usize, DataError> {
     Ok(idx.len())
 }
 
+/// A trial's values with their shape.
+type Shaped = (Vec<usize>, Vec<f32>);
+
+/// What is kept of each trial as read: (shape, values) → (shape, values).
+type TrialTransform<'a> = dyn Fn(Vec<usize>, Vec<f32>) -> Result<Shaped, DataError> + Sync + 'a;
+
 /// Read `data/<field>/<i>.npy` for all trials; every trial must have the shape of trial 0 and
 /// only finite values (a NaN pixel or response would otherwise surface epochs later as a NaN
-/// training objective, far from its cause). Returns the concatenated values and the per-trial
-/// shape of trial 0.
+/// training objective, far from its cause). `transform` maps each trial's (shape, values) to
+/// what is kept (images: rescaled), before the values are written into the one output array.
+/// Returns the concatenated values and the per-trial shape of trial 0 (after `transform`).
 fn read_field(
     src: &Source,
     field: &str,
     n_trials: usize,
+    transform: &TrialTransform<'_>,
 ) -> Result<(Vec<f32>, Vec<usize>), DataError> {
     let found = count_trials(src, field)?;
     if found != n_trials {
@@ -57,45 +66,76 @@ fn read_field(
             expected: n_trials,
         });
     }
-    let arrays: Vec<(Vec<usize>, Vec<f32>)> = (0..n_trials)
-        .into_par_iter()
-        .map(|i| {
-            let rel = format!("data/{field}/{i}.npy");
-            let a = read_npy(src, &rel)?;
-            let shape = a.shape.clone();
-            let path = src.display_path(&rel);
-            if matches!(a.data, NpyData::Str(_)) {
-                return Err(DataError::Dtype {
-                    path,
-                    found: a.descr,
-                    expected: "u1, f4 or f8".into(),
-                });
-            }
-            let v = a.into_f32(&path)?;
-            if let Some((j, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-                return Err(DataError::NonFinite {
-                    path,
-                    value: *x as f64,
-                    index: j,
-                    shape,
-                });
-            }
-            Ok((shape, v))
-        })
-        .collect::<Result<_, _>>()?;
-    let shape0 = arrays.first().map(|a| a.0.clone()).unwrap_or_default();
-    let mut out = Vec::with_capacity(n_trials * arrays.first().map_or(0, |a| a.1.len()));
-    for (i, (shape, v)) in arrays.into_iter().enumerate() {
-        if shape != shape0 {
-            return Err(DataError::Shape {
-                path: src.display_path(&format!("data/{field}/{i}.npy")),
-                found: shape,
-                expected: format!("{shape0:?} like data/{field}/0.npy"),
+    // (shape as stored, shape kept, values kept).
+    let read_trial = |i: usize| -> Result<(Vec<usize>, Shaped), DataError> {
+        let rel = format!("data/{field}/{i}.npy");
+        let a = read_npy(src, &rel)?;
+        let shape = a.shape.clone();
+        let path = src.display_path(&rel);
+        if matches!(a.data, NpyData::Str(_)) {
+            return Err(DataError::Dtype {
+                path,
+                found: a.descr,
+                expected: "u1, f4 or f8".into(),
             });
         }
-        out.extend_from_slice(&v);
+        let v = a.into_f32(&path)?;
+        if let Some((j, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            return Err(DataError::NonFinite {
+                path,
+                value: *x as f64,
+                index: j,
+                shape,
+            });
+        }
+        Ok((shape.clone(), transform(shape, v)?))
+    };
+    if n_trials == 0 {
+        return Ok((Vec::new(), Vec::new()));
     }
-    Ok((out, shape0))
+    // Trial 0 fixes the shape; the others are written straight into one preallocated array, so
+    // the field is held once (not once per trial and again concatenated).
+    let (shape0, (kept_shape0, first)) = read_trial(0)?;
+    let len = first.len();
+    let mut out = vec![0f32; n_trials * len];
+    out[..len].copy_from_slice(&first);
+    drop(first);
+    if len > 0 {
+        out[len..]
+            .par_chunks_mut(len)
+            .enumerate()
+            .try_for_each(|(k, chunk)| {
+                let i = k + 1;
+                let (shape, (_, v)) = read_trial(i)?;
+                if shape != shape0 || v.len() != len {
+                    return Err(DataError::Shape {
+                        path: src.display_path(&format!("data/{field}/{i}.npy")),
+                        found: shape,
+                        expected: format!("{shape0:?} like data/{field}/0.npy"),
+                    });
+                }
+                chunk.copy_from_slice(&v);
+                Ok(())
+            })?;
+    } else {
+        (1..n_trials).into_par_iter().try_for_each(|i| {
+            let (shape, _) = read_trial(i)?;
+            if shape != shape0 {
+                return Err(DataError::Shape {
+                    path: src.display_path(&format!("data/{field}/{i}.npy")),
+                    found: shape,
+                    expected: format!("{shape0:?} like data/{field}/0.npy"),
+                });
+            }
+            Ok(())
+        })?;
+    }
+    Ok((out, kept_shape0))
+}
+
+/// Keeps a trial as read.
+fn as_read(shape: Vec<usize>, v: Vec<f32>) -> Result<Shaped, DataError> {
+    Ok((shape, v))
 }
 
 fn to_meta(a: NpyArray) -> MetaArray {
@@ -322,19 +362,32 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Dataset, DataError> {
             expected: "at least one trial".into(),
         });
     }
-    let (images, shape) = read_field(&src, "images", n_trials)?;
-    let image_shape = match shape[..] {
-        [h, w] => [1, h, w],
-        [c, h, w] => [c, h, w],
-        _ => {
-            return Err(DataError::Shape {
-                path: src.display_path("data/images/0.npy"),
-                found: shape,
-                expected: "(C, H, W) or (H, W)".into(),
-            });
+    let scale = options.image_scale.unwrap_or(1.0);
+    let image0 = src.display_path("data/images/0.npy");
+    // Images as (C, H, W), rescaled one trial at a time when `image_scale` ≠ 1, so the
+    // full-resolution images are never all in memory.
+    let image_transform = |shape: Vec<usize>, v: Vec<f32>| {
+        let chw = match shape[..] {
+            [h, w] => [1, h, w],
+            [c, h, w] => [c, h, w],
+            _ => {
+                return Err(DataError::Shape {
+                    path: image0.clone(),
+                    found: shape,
+                    expected: "(C, H, W) or (H, W)".into(),
+                });
+            }
+        };
+        if scale == 1.0 {
+            return Ok((chw.to_vec(), v));
         }
+        let (h, w) = image_scale::scaled_size(chw[1], chw[2], scale);
+        let scaled = image_scale::rescale_image(&v, chw, (h, w));
+        Ok((vec![chw[0], h, w], scaled))
     };
-    let (responses, rshape) = read_field(&src, "responses", n_trials)?;
+    let (images, shape) = read_field(&src, "images", n_trials, &image_transform)?;
+    let image_shape = [shape[0], shape[1], shape[2]];
+    let (responses, rshape) = read_field(&src, "responses", n_trials, &as_read)?;
     if rshape.len() != 1 {
         return Err(DataError::Shape {
             path: src.display_path("data/responses/0.npy"),
@@ -347,7 +400,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Dataset, DataError> {
         if !src.exists(&format!("data/{field}/")) {
             return Ok(None);
         }
-        let (v, s) = read_field(&src, field, n_trials)?;
+        let (v, s) = read_field(&src, field, n_trials, &as_read)?;
         if s != [width] {
             return Err(DataError::Shape {
                 path: src.display_path(&format!("data/{field}/0.npy")),

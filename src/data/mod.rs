@@ -2,13 +2,20 @@
 //! or straight from its `.zip` archive, plus normalization (NeuroNormalizer, §1.8), tiers,
 //! batches and the neuron / image subsets of the data-efficiency experiments.
 //!
-//! [`Dataset`] holds one scan (one `data_key`) in memory with RAW on-disk values;
-//! [`PreparedDataset`] applies a run's `[data]` settings ([`DataConfig`]: subsets, [`Normalizer`])
-//! and cuts normalized batches from it; it is the one dataset pipeline of the crate.
+//! [`Dataset`] holds one scan (one `data_key`) in memory with RAW on-disk values (images
+//! rescaled when asked, [`image_scale`]); [`PreparedDataset`] applies a run's `[data]` settings
+//! ([`DataConfig`]: neuron selection, subsets, [`Normalizer`]) and cuts normalized batches from it;
+//! it is the one dataset pipeline of the crate. Images are held once, raw, and normalized per
+//! batch.
 
 mod config;
 mod error;
 mod filetree;
+mod filetree_write;
+#[cfg(feature = "hdf5")]
+mod hdf5;
+pub mod image_scale;
+mod neuron_selection;
 mod normalize;
 pub mod npy;
 mod prepared;
@@ -19,6 +26,8 @@ mod tiers;
 
 pub use config::DataConfig;
 pub use error::DataError;
+pub use filetree_write::write_filetree;
+pub use neuron_selection::{UnitIdList, selected_unit_ids};
 pub use normalize::{NormalizeOptions, Normalizer};
 pub use prepared::{Batch, BatchTensors, PreparedDataset};
 pub use split::{NeuronHalf, NeuronSplit};
@@ -35,6 +44,10 @@ pub struct LoadOptions {
     /// Data key to use instead of the one parsed from the folder / zip name.
     #[serde(default)]
     pub data_key: Option<String>,
+    /// Rescale every image by this factor while loading (`data.image_scale`; see
+    /// [`image_scale`]); `None` or 1 keeps them as stored.
+    #[serde(default)]
+    pub image_scale: Option<f64>,
 }
 
 /// A per-trial or per-neuron meta array of any kind, kept by name.
@@ -119,8 +132,20 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Load a FileTree dataset from a folder or `.zip` archive.
+    /// Load a recording: a FileTree folder or `.zip` archive, or an HDF5 static image set
+    /// (`.h5` / `.hdf5`, REFERENCE.md §6.3).
     pub fn load(path: &Path, options: &LoadOptions) -> Result<Dataset, DataError> {
+        if is_hdf5(path) {
+            #[cfg(feature = "hdf5")]
+            return hdf5::load(path, options);
+            #[cfg(not(feature = "hdf5"))]
+            return Err(DataError::File {
+                path: path.to_path_buf(),
+                message: "this cortexfit was built without HDF5 support (cargo feature `hdf5`, \
+                          on by default); convert the file to a FileTree with a build that has it"
+                    .into(),
+            });
+        }
         filetree::load(path, options)
     }
 
@@ -166,6 +191,13 @@ impl Dataset {
     }
 }
 
+/// Whether `path` names an HDF5 file (`.h5`, `.hdf5`).
+pub fn is_hdf5(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("h5") || e.eq_ignore_ascii_case("hdf5"))
+}
+
 /// The data key Sensorium / neuralpredictors derive from a folder or zip name:
 /// `static20457-5-9-preproc0` → `20457-5-9-0`, `lurz2020_static20457-5-9` → `20457-5-9`,
 /// `static26872-17-20-GrayImageNet-94c6…zip` → `26872-17-20`. Falls back to the file stem.
@@ -174,7 +206,10 @@ pub fn data_key_from_path(path: &Path) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let stem = name.strip_suffix(".zip").unwrap_or(&name);
+    let stem = [".zip", ".h5", ".hdf5"]
+        .iter()
+        .find_map(|ext| name.strip_suffix(ext))
+        .unwrap_or(&name);
     let Some(pos) = stem.find("static") else {
         return stem.to_string();
     };
@@ -216,5 +251,6 @@ mod tests {
             "26872-17-20"
         );
         assert_eq!(k("/x/mydata"), "mydata");
+        assert_eq!(k("/x/static22564-2-13-preproc0.h5"), "22564-2-13-0");
     }
 }

@@ -42,15 +42,16 @@ pub struct BatchTensors {
     pub pupil_center: Option<Tensor<2>>,
 }
 
-/// A recording with every field normalized once, from which batches are cut.
+/// A recording with responses, behaviour and pupil position normalized once, from which batches
+/// are cut. Images are kept once, as loaded (`dataset.images`), and normalized when a batch is
+/// cut: their z-score is one multiply-add per pixel, while a second, normalized copy would
+/// double the largest array (736 MB for the real scan's 4994 trials at 144×256).
 #[derive(Debug, Clone)]
 pub struct PreparedDataset {
     /// The recording as loaded (raw values, metadata), after the neuron / image subsets.
     pub dataset: Dataset,
     /// The transform applied (the identity when `data.normalize = false`).
     pub normalizer: Normalizer,
-    /// Normalized images, trials × C·H·W.
-    pub images: Vec<f32>,
     /// Normalized responses, trials × neurons.
     pub responses: Vec<f32>,
     /// Normalized behaviour, trials × behaviour variables.
@@ -72,6 +73,15 @@ fn apply(x: &[f32], width: usize, f: impl Fn(&[f64]) -> Vec<f64>) -> Vec<f32> {
     out
 }
 
+/// `dataset` with only the selected neurons, without copying its images (a neuron subset leaves
+/// them as they are).
+fn subset_neurons(mut dataset: Dataset, selection: &NeuronSelection) -> Result<Dataset, DataError> {
+    let images = std::mem::take(&mut dataset.images);
+    let mut out = dataset.subset_neurons(selection)?;
+    out.images = images;
+    Ok(out)
+}
+
 /// Rows `trials` of a row-major array with `width` columns.
 fn gather(values: &[f32], width: usize, trials: &[usize]) -> Vec<f32> {
     let mut out = Vec::with_capacity(trials.len() * width);
@@ -91,9 +101,6 @@ impl PreparedDataset {
     /// `dataset` transformed by `normalizer`.
     pub fn with_normalizer(dataset: Dataset, normalizer: Normalizer) -> PreparedDataset {
         let n_behaviors = dataset.n_behaviors();
-        let images = apply(&dataset.images, dataset.image_len(), |x| {
-            normalizer.images(x)
-        });
         let responses = apply(&dataset.responses, dataset.n_neurons(), |x| {
             normalizer.responses(x)
         });
@@ -108,36 +115,48 @@ impl PreparedDataset {
         PreparedDataset {
             dataset,
             normalizer,
-            images,
             responses,
             behavior,
             pupil_center,
         }
     }
 
-    /// Loads `path` and prepares it as `config` says.
+    /// Loads `path` (images rescaled by `data.image_scale`) and prepares it as `config` says.
     pub fn load(path: &Path, config: &DataConfig) -> anyhow::Result<Self> {
-        let dataset = Dataset::load(path, &LoadOptions::default())
+        config.validate()?;
+        let options = LoadOptions {
+            image_scale: Some(config.image_scale),
+            ..LoadOptions::default()
+        };
+        let dataset = Dataset::load(path, &options)
             .with_context(|| format!("loading dataset {}", path.display()))?;
         Self::prepare(dataset, config)
     }
 
-    /// Applies the neuron and image subsets of `config` to a loaded recording, then normalizes
-    /// it (or not, with `normalize = false`).
+    /// Applies the neuron selection (areas, layers, unit-id lists) and the neuron and image
+    /// subsets of `config` to a loaded recording, then normalizes it (or not, with
+    /// `normalize = false`). `data.image_scale` is applied by [`Self::load`], while reading.
     pub fn prepare(mut dataset: Dataset, config: &DataConfig) -> anyhow::Result<Self> {
+        config.validate()?;
+        if let Some(ids) = super::selected_unit_ids(&dataset, config)? {
+            dataset = subset_neurons(dataset, &NeuronSelection::UnitIds(ids))?;
+        }
         if let Some(split) = &config.neuron_split {
             let ids = split.unit_ids(&dataset.neurons.unit_ids);
-            dataset = dataset
-                .subset_neurons(&NeuronSelection::UnitIds(ids))
-                .with_context(|| format!("data.neuron_split on {}", dataset.data_key))?;
+            let key = dataset.data_key.clone();
+            dataset = subset_neurons(dataset, &NeuronSelection::UnitIds(ids))
+                .with_context(|| format!("data.neuron_split on {key}"))?;
         }
         if let Some(n) = config.neuron_n {
-            dataset = dataset
-                .subset_neurons(&NeuronSelection::Random {
+            let key = dataset.data_key.clone();
+            dataset = subset_neurons(
+                dataset,
+                &NeuronSelection::Random {
                     count: n,
                     seed: config.subset_seed,
-                })
-                .with_context(|| format!("data.neuron_n = {n} on {}", dataset.data_key))?;
+                },
+            )
+            .with_context(|| format!("data.neuron_n = {n} on {key}"))?;
         }
         if let Some(m) = config.image_n {
             dataset = dataset
@@ -147,7 +166,7 @@ impl PreparedDataset {
         if config.normalize {
             let options = NormalizeOptions {
                 exclude_images: config.exclude_images,
-                ..Default::default()
+                subtract_behavior_mean: config.subtract_behavior_mean,
             };
             return Ok(Self::new(dataset, &options)?);
         }
@@ -233,9 +252,16 @@ impl PreparedDataset {
             .collect()
     }
 
-    /// Normalized images of `trials` (trials × C·H·W).
+    /// Normalized images of `trials` (trials × C·H·W), z-scored from the raw images as they
+    /// are gathered (in f64, like the other fields).
     pub fn images_of(&self, trials: &[usize]) -> Vec<f32> {
-        gather(&self.images, self.dataset.image_len(), trials)
+        let raw = gather(&self.dataset.images, self.dataset.image_len(), trials);
+        match self.normalizer.image_stats {
+            Some(_) => apply(&raw, self.dataset.image_len(), |x| {
+                self.normalizer.images(x)
+            }),
+            None => raw,
+        }
     }
 
     /// Normalized responses of `trials` (trials × neurons).

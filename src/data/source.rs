@@ -1,19 +1,70 @@
 //! Where the files of a recording come from: a folder on disk or a `.zip` archive read in place
-//! (no extraction, so read-only data folders and Sensorium downloads work as they are).
+//! (no extraction, so read-only data folders and Sensorium downloads work as they are). A zip is
+//! read entry by entry from the file: only its directory and the entry being read are in memory.
 
 use super::error::DataError;
-use std::io::{Cursor, Read};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// A FileTree root: a folder, or a zip archive (whole archive held in memory, cheap to clone
-/// across threads) with the tree under an optional top folder.
+/// A reader of a file shared between threads: each clone keeps its own position and reads with
+/// positioned reads (`pread`), so rayon workers read different zip entries of one open file.
+#[derive(Clone)]
+pub struct SharedFile {
+    file: Arc<File>,
+    len: u64,
+    pos: u64,
+}
+
+impl SharedFile {
+    fn open(path: &Path) -> std::io::Result<SharedFile> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok(SharedFile {
+            file: Arc::new(file),
+            len,
+            pos: 0,
+        })
+    }
+}
+
+impl Read for SharedFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(&*self.file, buf, self.pos)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(&*self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for SharedFile {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let pos = match to {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "seek before the start of the file",
+            )
+        })?;
+        Ok(self.pos)
+    }
+}
+
+/// A FileTree root: a folder, or a zip archive (its directory in memory, entries read from the
+/// file on demand; cheap to clone across threads) with the tree under an optional top folder.
 #[derive(Clone)]
 pub enum Source {
     Dir(PathBuf),
     Zip {
         path: PathBuf,
-        archive: zip::ZipArchive<Cursor<Arc<[u8]>>>,
+        archive: zip::ZipArchive<SharedFile>,
         prefix: String,
         names: Arc<Vec<String>>,
     },
@@ -31,11 +82,8 @@ impl Source {
                 expected: "a FileTree dataset folder or .zip archive".into(),
             });
         }
-        let bytes: Arc<[u8]> = std::fs::read(path)
-            .map_err(|e| DataError::io(path, e))?
-            .into();
-        let archive =
-            zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| DataError::io(path, e))?;
+        let file = SharedFile::open(path).map_err(|e| DataError::io(path, e))?;
+        let archive = zip::ZipArchive::new(file).map_err(|e| DataError::io(path, e))?;
         // The tree may sit under a top folder: find the prefix in front of `meta/trials/`.
         let names: Vec<String> = archive
             .file_names()

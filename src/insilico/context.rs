@@ -5,13 +5,12 @@
 //! Stimuli are built and written in the **dataset's image units** (grey levels as stored in
 //! `data/images`); [`InputContext::to_model`] maps them to what the model was trained on.
 
-use crate::data::{Dataset, NormalizeOptions, Normalizer, Tier};
+use crate::data::{Dataset, Normalizer, Tier};
 
 /// The input side of a loaded run, as a plain struct the run layer fills.
 ///
 /// How to fill it from a run and its training data: [`InputContext::from_training_data`] does
-/// all of it from the recording as loaded (`Dataset`, raw values) and the run's `data.normalize`
-/// / `data.exclude_images` settings. By hand:
+/// all of it from the recording as loaded (`Dataset`, raw values) and the run's normalizer. By hand:
 /// - `image_shape`: the model's `facts.in_shape` (the recording's `image_shape`);
 /// - `image_normalization`: `Some((mean, std))` when the run z-scored images (`data.normalize`
 ///   and not `data.exclude_images`; the normalizer's `image_stats`), else `None`;
@@ -150,14 +149,13 @@ impl InputContext {
     }
 
     /// The context of a run trained on `dataset` (raw values as loaded): statistics over its
-    /// train tier; `normalize` / `exclude_images` are the run's `data.normalize` /
-    /// `data.exclude_images`. Behaviour and pupil position are their training means, normalized
+    /// train tier; `normalizer` is the run's (`PreparedDataset::normalizer`), `None` when
+    /// `data.normalize = false`. Behaviour and pupil position are their training means, normalized
     /// as in training, whenever the recording has them (the ensemble passes them only to models
     /// that use them).
     pub fn from_training_data(
         dataset: &Dataset,
-        normalize: bool,
-        exclude_images: bool,
+        normalizer: Option<&Normalizer>,
     ) -> Result<Self, ContextError> {
         let trials = dataset.tier_indices(Tier::Train);
         if trials.is_empty() {
@@ -188,20 +186,6 @@ impl InputContext {
             })
             .sum::<f64>()
             / trials.len() as f64;
-        let normalizer = if normalize {
-            Some(
-                Normalizer::from_statistics(
-                    &dataset.statistics,
-                    &NormalizeOptions {
-                        exclude_images,
-                        ..Default::default()
-                    },
-                )
-                .map_err(|e| invalid("normalization", e.to_string()))?,
-            )
-        } else {
-            None
-        };
         let mean_of = |values: &Option<Vec<f32>>, width: usize| {
             values.as_ref().map(|v| {
                 let mut mean = vec![0.0f64; width];

@@ -7,7 +7,7 @@ use burn::tensor::Device;
 
 use super::ground_truth::{ModelAnswers, TruthFigures, compare};
 use super::*;
-use crate::data::{Dataset, LoadOptions, Tier};
+use crate::data::{Dataset, LoadOptions, Normalizer, Tier};
 use crate::model::Encoder;
 use crate::sim::{GroundTruth, SimulationConfig, simulate};
 
@@ -148,7 +148,11 @@ fn in_silico_answers_recover_the_simulated_ground_truth() {
     let model = train_small_model(&data, &dir.path().join("run"), &device);
     let dataset = Dataset::load(&data, &LoadOptions::default()).unwrap();
     let truth = GroundTruth::load(&data).unwrap();
-    let context = InputContext::from_training_data(&dataset, true, false).unwrap();
+    let context = InputContext::from_training_data(
+        &dataset,
+        Some(&Normalizer::from_statistics(&dataset.statistics, &Default::default()).unwrap()),
+    )
+    .unwrap();
     let ensemble = ModelEnsemble::new(vec![model], &device).unwrap();
 
     // Deterministic: the same seed gives the same MEI, whatever else is in the batch.
@@ -252,7 +256,11 @@ fn full_figures_on_a_converged_demo_run() {
         crate::model::checkpoint::load(&root.join("run/best.safetensors"), &device).unwrap();
     let dataset = Dataset::load(&data, &LoadOptions::default()).unwrap();
     let truth = GroundTruth::load(&data).unwrap();
-    let context = InputContext::from_training_data(&dataset, true, false).unwrap();
+    let context = InputContext::from_training_data(
+        &dataset,
+        Some(&Normalizer::from_statistics(&dataset.statistics, &Default::default()).unwrap()),
+    )
+    .unwrap();
     let ensemble = ModelEnsemble::new(vec![model], &device).unwrap();
     for (scale, folder) in [(1.0, "insilico"), (0.25, "insilico_quarter_norm")] {
         let out = root.join(folder);

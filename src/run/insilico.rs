@@ -49,8 +49,7 @@ impl Experiment {
         let (key, set) = run.load_data(data)?;
         let context = InputContext::from_training_data(
             &set.dataset,
-            run.config.data.normalize,
-            run.config.data.exclude_images,
+            run.config.data.normalize.then_some(&set.normalizer),
         )
         .with_context(|| format!("the input context of {}", data.display()))?;
         let choice = match neurons {

@@ -3,6 +3,11 @@
 //! one shared feature vector, each scaled per neuron (REFERENCE §2.1). The bank holds one (C)
 //! column per sorted unique match id of the first dataset (the owner); only the owner's readout
 //! is regularised, so the bank is penalised once, not once per scan.
+//!
+//! A negative match id (the data's −1) means **unmatched**: the neuron was not found in the other
+//! scans, so it shares with nobody and gets a bank column of its own, appended after the matched
+//! columns in dataset order, then neuron order. (neuralpredictors treats −1 as an ordinary id, so
+//! all unmatched neurons of all scans would read one common feature vector.)
 
 use burn::module::Param;
 use burn::tensor::{Device, Tensor};
@@ -28,7 +33,7 @@ pub enum FeatureSharingError {
     },
     #[error(
         "data key `{data_key}`: neuron {neuron} has match id {id}, which the first dataset `{owner}` does not have; \
-         keep only neurons matched in every dataset"
+         keep only neurons matched in every dataset or mark unmatched neurons with match id -1"
     )]
     Unmatched {
         data_key: String,
@@ -41,13 +46,20 @@ pub enum FeatureSharingError {
 /// Which bank column each neuron of each dataset uses.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SharingPlan {
-    /// Sorted unique match ids of the owner (bank column order).
+    /// The match id of each bank column: the owner's sorted unique matched ids, then −1 once per
+    /// unmatched neuron (its own column).
     pub unique_ids: Vec<i64>,
     /// Per dataset, in the given order; the first is the owner.
     pub per_dataset: Vec<SharedFeatures>,
 }
 
+/// Whether a match id marks an unmatched neuron (−1 in the data; any negative id).
+pub fn is_unmatched(id: i64) -> bool {
+    id < 0
+}
+
 /// Plans the bank from `(data_key, match_ids)` per dataset; the first dataset owns the bank.
+/// Unmatched neurons (negative ids) each get a column of their own after the matched ones.
 pub fn plan_sharing(datasets: &[(&str, &[i64])]) -> Result<SharingPlan, FeatureSharingError> {
     let Some((owner, owner_ids)) = datasets.first() else {
         return Ok(SharingPlan {
@@ -55,9 +67,14 @@ pub fn plan_sharing(datasets: &[(&str, &[i64])]) -> Result<SharingPlan, FeatureS
             per_dataset: vec![],
         });
     };
-    let mut unique_ids = owner_ids.to_vec();
-    unique_ids.sort_unstable();
-    unique_ids.dedup();
+    let mut matched: Vec<i64> = owner_ids
+        .iter()
+        .copied()
+        .filter(|&id| !is_unmatched(id))
+        .collect();
+    matched.sort_unstable();
+    matched.dedup();
+    let mut unique_ids = matched.clone();
     let per_dataset = datasets
         .iter()
         .enumerate()
@@ -65,14 +82,18 @@ pub fn plan_sharing(datasets: &[(&str, &[i64])]) -> Result<SharingPlan, FeatureS
             let bank_index = ids
                 .iter()
                 .enumerate()
-                .map(|(neuron, id)| {
-                    unique_ids
-                        .binary_search(id)
+                .map(|(neuron, &id)| {
+                    if is_unmatched(id) {
+                        unique_ids.push(-1);
+                        return Ok(unique_ids.len() - 1);
+                    }
+                    matched
+                        .binary_search(&id)
                         .map_err(|_| FeatureSharingError::Unmatched {
                             data_key: key.to_string(),
                             owner: owner.to_string(),
                             neuron,
-                            id: *id,
+                            id,
                         })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -124,5 +145,16 @@ mod tests {
         let c: &[i64] = &[5];
         let err = plan_sharing(&[("a", a), ("c", c)]).unwrap_err();
         assert!(matches!(err, FeatureSharingError::Unmatched { id: 5, .. }));
+    }
+
+    #[test]
+    fn unmatched_neurons_get_their_own_columns() {
+        let a: &[i64] = &[-1, 3, -1, 9];
+        let b: &[i64] = &[9, -1, 3];
+        let plan = plan_sharing(&[("a", a), ("b", b)]).unwrap();
+        // Matched 3, 9; then a's two unmatched neurons, then b's one.
+        assert_eq!(plan.unique_ids, vec![3, 9, -1, -1, -1]);
+        assert_eq!(plan.per_dataset[0].bank_index, vec![2, 0, 3, 1]);
+        assert_eq!(plan.per_dataset[1].bank_index, vec![1, 4, 0]);
     }
 }

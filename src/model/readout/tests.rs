@@ -172,6 +172,47 @@ fn shared_features_are_identical_for_matched_neurons_and_only_the_owner_is_regul
 }
 
 #[test]
+fn unmatched_neurons_of_two_scans_do_not_share_features() {
+    // Match id −1 = unmatched: each such neuron reads its own bank column, while matched neurons
+    // of the two scans share theirs (before, all −1 neurons read one common column).
+    let device = device();
+    let mut mixed = inputs();
+    mixed[0].match_ids = Some(vec![11, -1, 7, -1, 9]);
+    mixed[1].match_ids = Some(vec![7, -1, 9]);
+    let config = gaussian_config("type = \"gaussian\"\nshare_features = true\ninit_noise = 0.1");
+    let mr = MultiReadout::init(&config, [4, 6, 9], &mixed, 3, &device).unwrap();
+    assert_eq!(mr.shared_match_ids, Some(vec![7, 9, 11, -1, -1, -1]));
+    let scales = |k: usize| match &mr.readouts[k] {
+        Readout::Gaussian(g) => to_f64_vec(g.feature_scales.as_ref().unwrap().val()),
+        _ => unreachable!(),
+    };
+    let (sa, sb) = (scales(0), scales(1));
+    let fa = to_f64_vec(mr.gaussian_features(0).unwrap());
+    let fb = to_f64_vec(mr.gaussian_features(1).unwrap());
+    // Unscaled feature vector (4 channels) of neuron j of a dataset with n neurons.
+    let unscaled = |f: &[f64], s: &[f64], n: usize, j: usize| -> Vec<f64> {
+        (0..4).map(|c| f[c * n + j] / s[j]).collect()
+    };
+    let close = |x: &[f64], y: &[f64]| x.iter().zip(y).all(|(p, q)| (p - q).abs() < 1e-6);
+    // Matched: a's neuron 2 and b's neuron 0 (id 7) share.
+    assert!(close(&unscaled(&fa, &sa, 5, 2), &unscaled(&fb, &sb, 3, 0)));
+    // Unmatched: a's neurons 1 and 3 and b's neuron 1 all differ from each other.
+    let un = [
+        unscaled(&fa, &sa, 5, 1),
+        unscaled(&fa, &sa, 5, 3),
+        unscaled(&fb, &sb, 3, 1),
+    ];
+    for i in 0..3 {
+        for j in i + 1..3 {
+            assert!(
+                !close(&un[i], &un[j]),
+                "unmatched {i} and {j} share features"
+            );
+        }
+    }
+}
+
+#[test]
 fn missing_inputs_give_named_errors() {
     let device = device();
     let mut no_coords = inputs();

@@ -1,17 +1,19 @@
 //! The results database: one row per fit (id, config, status, host, timings, error) and its
 //! per-tier summary metrics. SQLite by default (`SWEEP/results.sqlite`, no server);
-//! PostgreSQL given a `postgres://` URL (not built yet, see [`open`]).
+//! PostgreSQL given a `postgres://` URL, for a lab-wide store that many nodes write at once.
 //!
 //! Every write is one transaction, so a killed worker leaves the previous row or the new one,
 //! never half of one. The schema is created by the migrations in `migrations/` (numbered SQL
 //! files, applied in order, recorded in `schema_migrations`). The run directories stay the
 //! source of truth: [`super::rebuild`] recreates every row from them.
 
+mod postgresql;
 pub mod record;
 mod sqlite;
 
 use std::path::Path;
 
+pub use postgresql::PostgresStore;
 pub use record::{FitRecord, MetricValue, Status};
 pub use sqlite::SqliteStore;
 
@@ -45,10 +47,7 @@ pub trait Store: Send {
 /// `postgres://…`.
 pub fn open(url: &str) -> anyhow::Result<Box<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        anyhow::bail!(
-            "--store {url}: the PostgreSQL store is not available in this build yet; use an SQLite \
-             file (the default, SWEEP/results.sqlite)"
-        );
+        return Ok(Box::new(PostgresStore::open(url)?));
     }
     let path = url.strip_prefix("sqlite:").unwrap_or(url);
     Ok(Box::new(SqliteStore::open(Path::new(path))?))

@@ -122,7 +122,72 @@ fn sqlite_rolled_back_write_leaves_the_old_row() {
 }
 
 #[test]
-fn postgres_urls_are_not_silently_taken_as_files() {
-    let e = format!("{:#}", open("postgres://u@h/db").err().unwrap());
-    assert!(e.contains("PostgreSQL"), "{e}");
+fn postgres_urls_are_not_taken_as_files() {
+    let e = format!(
+        "{:#}",
+        open("postgres://u:secret@127.0.0.1:1/db").err().unwrap()
+    );
+    assert!(
+        e.contains("connecting to the store postgres://u:***@127.0.0.1:1/db"),
+        "{e}"
+    );
+}
+
+/// A throwaway PostgreSQL server (`tests/sweep/postgres.sh`), stopped on drop; `None` (with
+/// the reason printed) where it cannot start.
+pub(crate) struct TestPostgres {
+    dir: tempfile::TempDir,
+    pub url: String,
+}
+
+impl TestPostgres {
+    pub(crate) fn start() -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sweep/postgres.sh");
+        let out = std::process::Command::new(&script)
+            .arg("start")
+            .arg(dir.path().join("pg"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.status.success() {
+            println!(
+                "skipping the PostgreSQL store test: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        }
+        let url = text.lines().last().unwrap_or_default().to_string();
+        Some(Self { dir, url })
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sweep/postgres.sh");
+        let _ = std::process::Command::new(script)
+            .arg("stop")
+            .arg(self.dir.path().join("pg"))
+            .status();
+    }
+}
+
+#[test]
+fn postgres_round_trip_and_eight_concurrent_writers() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let mut store = PostgresStore::open(&pg.url).unwrap();
+    round_trip(&mut store);
+    store.clear().unwrap();
+    concurrent_writers(|| Box::new(PostgresStore::open(&pg.url).unwrap()), 8, 25);
+    // A write that fails half-way leaves the previous row (the transaction is rolled back).
+    let r = record("f", Status::Running);
+    store.put(&r).unwrap();
+    let mut bad = record("f", Status::Finished);
+    bad.metrics.push(bad.metrics[0].clone());
+    assert!(store.put(&bad).is_err());
+    assert_eq!(store.get("f").unwrap().unwrap(), r);
 }

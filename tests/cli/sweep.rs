@@ -153,9 +153,16 @@ fn sweep_runs_each_fit_once_locally_and_on_slurm_with_the_same_results() {
     );
     assert_eq!(count_log_lines(&local), lines, "no worker ran");
     // `retry` runs the failed fit again (and it fails again, with the same message).
-    let out = cortexfit().args(["sweep", "retry"]).arg(&spec).output().unwrap();
+    let out = cortexfit()
+        .args(["sweep", "retry"])
+        .arg(&spec)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("submitting 1"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("submitting 1"),
+        "{stderr}"
+    );
 
     // Queries: filter, group, CSV, plot; rebuild from the run directories into a fresh store.
     let picked = results(&[

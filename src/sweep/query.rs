@@ -84,6 +84,14 @@ pub struct Table {
     pub rows: Vec<Vec<serde_json::Value>>,
 }
 
+/// A metric's cell: counts (`epochs`, `best_epoch`) as integers, everything else as a float.
+fn metric_cell(record: &FitRecord, metric: &str) -> serde_json::Value {
+    match (metric, record.metric(metric)) {
+        ("epochs" | "best_epoch", Some(v)) => serde_json::Value::from(v as i64),
+        (_, v) => number(v),
+    }
+}
+
 fn number(v: Option<f64>) -> serde_json::Value {
     v.and_then(serde_json::Number::from_f64)
         .map_or(serde_json::Value::Null, serde_json::Value::Number)
@@ -119,7 +127,7 @@ pub fn per_fit(records: &[&FitRecord], keys: &[String], metrics: &[String]) -> T
                 keys.iter()
                     .map(|k| serde_json::Value::String(value_text(r.key(k).as_ref()))),
             );
-            row.extend(metrics.iter().map(|m| number(r.metric(m))));
+            row.extend(metrics.iter().map(|m| metric_cell(r, m)));
             row.push(r.version.clone().into());
             row.push(
                 r.error
@@ -328,6 +336,8 @@ mod tests {
         assert_eq!(json[1]["trainer.lr"], "0.003");
         let text = per_fit(&refs, &axis_keys(&refs), &metrics).render();
         assert!(text.contains("0.9000"), "{text}");
+        let t = per_fit(&refs, &[], &["epochs".into()]);
+        assert_eq!(t.rows[0][3], serde_json::json!(3), "epochs are counts");
         assert!(check_metrics(&["test.fraction_orcale".into()]).is_err());
         assert!("trainer.lr".parse::<Filter>().is_err());
     }

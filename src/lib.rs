@@ -31,4 +31,5 @@ pub mod model;
 pub mod report;
 pub mod run;
 pub mod sim;
+pub mod sweep;
 pub mod train;

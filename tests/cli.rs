@@ -355,6 +355,9 @@ fn demo_quick_reports_model_beside_ground_truth() {
 #[path = "cli/transfer.rs"]
 mod transfer;
 
+#[path = "cli/sweep.rs"]
+mod sweep;
+
 #[path = "cli/ensemble.rs"]
 mod ensemble;
 

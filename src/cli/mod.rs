@@ -17,7 +17,9 @@ mod info;
 mod insilico;
 mod predict;
 mod progress;
+mod results;
 mod simulate;
+mod sweep;
 mod train;
 mod transfer;
 
@@ -70,6 +72,12 @@ enum Command {
     /// Run a family of fits (e.g. a data-efficiency curve) and plot the results.
     #[command(subcommand)]
     Experiment(experiment::Command),
+    /// Many fits from a sweep spec (axes of overrides), content-addressed and run once, on this
+    /// machine or on SLURM, recorded in a results database.
+    #[command(subcommand)]
+    Sweep(sweep::Command),
+    /// Query the results database of sweeps: filter, group, table/CSV/JSON, plot; or rebuild it.
+    Results(results::Args),
 }
 
 /// Runs the command line; errors are printed as one message (with its causes), exit code 1.
@@ -92,6 +100,8 @@ pub fn main() -> ExitCode {
         Command::Export(args) => export::run(args),
         Command::Insilico(cmd) => insilico::run(cmd),
         Command::Experiment(cmd) => experiment::run(cmd),
+        Command::Sweep(cmd) => sweep::run(cmd),
+        Command::Results(args) => results::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,10 +16,10 @@ use super::results::{ScoreMetric, SummaryPoint};
 use super::spec::Condition;
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-subset.ttf");
-const FAMILY: &str = "sans-serif";
+pub(crate) const FAMILY: &str = "sans-serif";
 const SIZE: (u32, u32) = (900, 600);
 
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // The font is part of the binary and checked by the tests; failure here is a build defect.

@@ -1,0 +1,264 @@
+//! Planning a sweep: each point of the spec resolved into a complete run configuration and its
+//! content-hash id ([`super::id`]), written to `SWEEP/plan.json` for the workers.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use super::id::{canonical_json, dataset_fingerprint, file_fingerprint, fit_id};
+use super::spec::{Base, FitKind, Point, Resources, SweepSpec, label, override_text};
+use crate::config::RunConfig;
+use crate::run::transfer::{TransferRequest, transfer_config};
+
+/// One fit of a sweep.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlannedFit {
+    /// Content hash of the resolved config and the datasets' fingerprints.
+    pub id: String,
+    /// The point's axis values as text (`seed=1 trainer.lr=0.003`).
+    pub label: String,
+    /// The axis values (key → JSON value).
+    pub point: serde_json::Map<String, serde_json::Value>,
+    /// `--set` overrides of this fit (the spec's `set`, then the point's values).
+    pub overrides: Vec<String>,
+    /// The resolved configuration that is trained (absent when it could not be resolved).
+    pub config: Option<RunConfig>,
+    /// The canonical JSON document whose hash is the id.
+    pub canonical: String,
+    /// Why the configuration could not be resolved (the fit is then recorded as failed).
+    pub error: Option<String>,
+}
+
+/// Everything a worker needs to run any fit of a sweep (`SWEEP/plan.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    pub name: String,
+    /// The spec file the plan was made from.
+    pub spec: PathBuf,
+    pub kind: String,
+    pub data: Vec<PathBuf>,
+    pub core: Option<PathBuf>,
+    pub update_bn: bool,
+    pub resources: ResourcesRecord,
+    /// The cortexfit version that made the plan.
+    pub version: String,
+    pub fits: Vec<PlannedFit>,
+}
+
+/// [`Resources`] as stored in the plan.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResourcesRecord {
+    pub cpus: usize,
+    pub memory: Option<String>,
+    pub time: Option<String>,
+    pub partition: Option<String>,
+    pub gpus: usize,
+}
+
+impl From<&Resources> for ResourcesRecord {
+    fn from(r: &Resources) -> Self {
+        Self {
+            cpus: r.cpus,
+            memory: r.memory.clone(),
+            time: r.time.clone(),
+            partition: r.partition.clone(),
+            gpus: r.gpus,
+        }
+    }
+}
+
+/// The version recorded with every fit.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+impl Plan {
+    /// Resolves every point of `spec` (reads the datasets' file lists for their fingerprints).
+    pub fn make(spec: &SweepSpec) -> anyhow::Result<Self> {
+        let fingerprints = spec
+            .data
+            .iter()
+            .map(|d| dataset_fingerprint(d))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let core_fingerprint = match &spec.core {
+            Some(core) => {
+                let best = core.join("best.safetensors");
+                Some(file_fingerprint(&best).with_context(|| {
+                    format!(
+                        "the transfer core {} (a finished single run; ensembles are not supported \
+                         as sweep cores)",
+                        core.display()
+                    )
+                })?)
+            }
+            None => None,
+        };
+        let mut fits = Vec::new();
+        for point in spec.points() {
+            let mut overrides = spec.set.clone();
+            overrides.extend(point.iter().map(|(k, v)| override_text(k, v)));
+            let point_json = point_to_json(&point);
+            let resolved = resolve(spec, &overrides);
+            let (config, canonical, error) = match resolved {
+                Ok(config) => {
+                    let doc = id_document(&config, spec.kind, &fingerprints, &core_fingerprint)?;
+                    (Some(config), canonical_json(&doc), None)
+                }
+                Err(e) => {
+                    // Unresolvable: the id hashes what was asked for, so it stays stable too.
+                    let doc = serde_json::json!({
+                        "unresolved": {"base": format!("{:?}", spec.base), "overrides": overrides},
+                        "datasets": fingerprints,
+                    });
+                    (None, canonical_json(&doc), Some(format!("{e:#}")))
+                }
+            };
+            fits.push(PlannedFit {
+                id: fit_id(&canonical),
+                label: label(&point),
+                point: point_json,
+                overrides,
+                config,
+                canonical,
+                error,
+            });
+        }
+        let mut seen = std::collections::HashSet::new();
+        fits.retain(|f| seen.insert(f.id.clone()));
+        Ok(Self {
+            name: spec.name.clone(),
+            spec: spec.path.clone(),
+            kind: spec.kind.name().to_string(),
+            data: spec.data.clone(),
+            core: spec.core.clone(),
+            update_bn: spec.update_bn,
+            resources: (&spec.resources).into(),
+            version: VERSION.to_string(),
+            fits,
+        })
+    }
+
+    /// The fit with id `id`.
+    pub fn fit(&self, id: &str) -> anyhow::Result<&PlannedFit> {
+        self.fits
+            .iter()
+            .find(|f| f.id == id)
+            .with_context(|| format!("fit {id} is not in the plan of sweep {}", self.name))
+    }
+
+    /// Writes `DIR/plan.json` atomically.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        crate::io::atomic_write(
+            &dir.join("plan.json"),
+            serde_json::to_string_pretty(self)?.as_bytes(),
+        )
+    }
+
+    /// Reads `DIR/plan.json`.
+    pub fn read(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join("plan.json");
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "reading {} (is {} a sweep folder? `cortexfit sweep run` writes it)",
+                path.display(),
+                dir.display()
+            )
+        })?;
+        serde_json::from_str(&text).with_context(|| format!("{}: not a sweep plan", path.display()))
+    }
+
+    /// The [`TransferRequest`] of a transfer fit into `run_dir`.
+    pub fn transfer_request(&self, fit: &PlannedFit, run_dir: &Path) -> Option<TransferRequest> {
+        self.core.as_ref().map(|core| TransferRequest {
+            core_run: core.clone(),
+            data: self.data.clone(),
+            out: run_dir.to_path_buf(),
+            train_images: None,
+            update_bn: self.update_bn,
+            fine_tune: false,
+            overrides: fit.overrides.clone(),
+            seed: None,
+            max_minutes: None,
+        })
+    }
+}
+
+/// The fully resolved configuration of one fit.
+fn resolve(spec: &SweepSpec, overrides: &[String]) -> anyhow::Result<RunConfig> {
+    let paths: Vec<toml::Value> = spec
+        .data
+        .iter()
+        .map(|p| toml::Value::String(p.display().to_string()))
+        .collect();
+    match spec.kind {
+        FitKind::Train => {
+            let mut all = vec![format!("data.paths={}", toml::Value::Array(paths))];
+            all.extend(overrides.iter().cloned());
+            Ok(match &spec.base {
+                Base::Preset(name) => {
+                    RunConfig::preset(name)?.with_overrides(&format!("preset {name}"), &all)?
+                }
+                Base::File(file) => RunConfig::from_file(file, &all)?,
+            })
+        }
+        FitKind::Transfer => {
+            let core = spec.core.as_ref().context("a transfer sweep has a core")?;
+            let source = RunConfig::from_file(&core.join("config.toml"), &[])?;
+            let request = TransferRequest {
+                core_run: core.clone(),
+                data: spec.data.clone(),
+                out: PathBuf::new(),
+                train_images: None,
+                update_bn: spec.update_bn,
+                fine_tune: false,
+                overrides: overrides.to_vec(),
+                seed: None,
+                max_minutes: None,
+            };
+            transfer_config(&source, &request, Path::new("transferred_core.safetensors"))
+        }
+    }
+}
+
+/// The document hashed into the id: the config without paths, the datasets' fingerprints.
+fn id_document(
+    config: &RunConfig,
+    kind: FitKind,
+    datasets: &[String],
+    core: &Option<String>,
+) -> anyhow::Result<serde_json::Value> {
+    let mut value = serde_json::to_value(config)?;
+    let object = value.as_object_mut().context("a config is an object")?;
+    if let Some(data) = object.get_mut("data").and_then(|d| d.as_object_mut()) {
+        data.remove("paths");
+    }
+    let transfer = object.remove("transfer");
+    let mut doc = serde_json::json!({
+        "config": value,
+        "datasets": datasets,
+        "kind": kind.name(),
+    });
+    if let Some(core) = core {
+        doc["core"] = serde_json::Value::String(core.clone());
+    } else if let Some(t) = config.transfer.as_ref() {
+        // A base config that starts from a saved core or model: hash that file, not its path.
+        let mut files = serde_json::Map::new();
+        for (key, path) in [("core", &t.core), ("model", &t.model)] {
+            if let Some(p) = path {
+                files.insert(key.into(), file_fingerprint(p)?.into());
+            }
+        }
+        doc["transfer"] = serde_json::Value::Object(files);
+        let _ = transfer;
+    }
+    Ok(doc)
+}
+
+fn point_to_json(point: &Point) -> serde_json::Map<String, serde_json::Value> {
+    point
+        .iter()
+        .map(|(k, v)| {
+            let json = serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
+            (k.clone(), json)
+        })
+        .collect()
+}

@@ -3,7 +3,6 @@
 //!
 //! - `cortexfit_real_data`: the licensed real scan is at `$CORTEXFIT_SHARED/data/…` (default
 //!   `../shared` next to the repository); its path is passed on as `CORTEXFIT_REAL_DATA`.
-//! - `cortexfit_avx2_fma`: the CPU has AVX2 and FMA (the vectorised kernels' tests).
 
 use std::path::PathBuf;
 
@@ -11,7 +10,6 @@ const SCAN: &str = "data/lurz2020_static20457-5-9";
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(cortexfit_real_data)");
-    println!("cargo::rustc-check-cfg=cfg(cortexfit_avx2_fma)");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=CORTEXFIT_SHARED");
 
@@ -28,10 +26,5 @@ fn main() {
         println!("cargo::rerun-if-changed={}", marker.display());
         println!("cargo::rustc-cfg=cortexfit_real_data");
         println!("cargo::rustc-env=CORTEXFIT_REAL_DATA={}", scan.display());
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        println!("cargo::rustc-cfg=cortexfit_avx2_fma");
     }
 }

@@ -13,8 +13,10 @@
 //! [`correlate`] keeps a block of rows × column chunks of the result in registers while it runs
 //! over the taps (one broadcast and one unaligned load + fused multiply-add per chunk), so it
 //! runs near the CPU's multiply-add throughput instead of its load/store throughput. The chunk is
-//! one vector register of the instruction set chosen at run time ([`Isa`]): 16 lanes with
-//! AVX-512, 8 with AVX2 + FMA, 8 plain-Rust lanes on other CPUs. Work is split over independent
+//! one vector register of the instruction set chosen at run time ([`Isa`]): with AVX-512, 16
+//! columns (and one 8-column `ymm` chunk where an odd 8 columns are left, so a 50-wide row costs
+//! 56 columns of work as with AVX2, not 64); with AVX2 + FMA, 8; on other CPUs, 8 plain-Rust
+//! lanes. Rows are laid out in 8-column chunks for every path. Work is split over independent
 //! planes with rayon, and every sum runs in a fixed order: results do not depend on the thread
 //! count, and the AVX-512 and AVX2 paths give the same bits.
 //!
@@ -78,9 +80,12 @@ impl ChannelwiseShape {
     }
 }
 
-/// Column chunks of `lanes` values covering `columns`.
-fn chunks(columns: usize, lanes: usize) -> usize {
-    columns.div_ceil(lanes)
+/// Columns per chunk of the row layout (one AVX2 register; an AVX-512 register holds two).
+const LANES: usize = 8;
+
+/// Column chunks covering `columns`.
+fn chunks(columns: usize) -> usize {
+    columns.div_ceil(LANES)
 }
 
 /// `isa` if this CPU runs it, else the portable path.
@@ -114,22 +119,21 @@ impl Padded {
 }
 
 impl ChannelwiseShape {
-    /// The padded input plane, wide enough for the forward pass and the filter gradient with
-    /// chunks of `lanes` columns.
-    fn padded_input(&self, lanes: usize) -> Padded {
+    /// The padded input plane, wide enough for the forward pass and the filter gradient.
+    fn padded_input(&self) -> Padded {
         Padded {
             rows: self.in_h + 2 * self.pad_h,
-            stride: (chunks(self.out_w(), lanes) * lanes + self.kernel_w - 1)
-                .max(chunks(self.kernel_w, lanes) * lanes + self.out_w() - 1),
+            stride: (chunks(self.out_w()) * LANES + self.kernel_w - 1)
+                .max(chunks(self.kernel_w) * LANES + self.out_w() - 1),
             top: self.pad_h,
             left: self.pad_w,
         }
     }
     /// The output gradient padded for a full correlation with the flipped filter.
-    fn padded_grad(&self, lanes: usize) -> Padded {
+    fn padded_grad(&self) -> Padded {
         Padded {
             rows: self.in_h + self.kernel_h - 1,
-            stride: chunks(self.in_w, lanes) * lanes + self.kernel_w - 1,
+            stride: chunks(self.in_w) * LANES + self.kernel_w - 1,
             top: self.kernel_h - 1 - self.pad_h,
             left: self.kernel_w - 1 - self.pad_w,
         }
@@ -154,7 +158,6 @@ pub fn forward(shape: &ChannelwiseShape, x: &[f32], weight: &[f32]) -> Vec<f32> 
 /// [`forward`] on the path `isa` (the portable one where this CPU lacks it).
 pub fn forward_on(isa: Isa, shape: &ChannelwiseShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let isa = runnable(isa);
-    let lanes = isa.lanes();
     assert!(
         shape.is_supported(),
         "unsupported channel-wise conv {shape:?}"
@@ -165,8 +168,8 @@ pub fn forward_on(isa: Isa, shape: &ChannelwiseShape, x: &[f32], weight: &[f32])
     );
     assert_eq!(weight.len(), shape.channels * shape.taps());
     let (out_h, out_w) = (shape.out_h(), shape.out_w());
-    let out_stride = chunks(out_w, lanes) * lanes;
-    let padded = shape.padded_input(lanes);
+    let out_stride = chunks(out_w) * LANES;
+    let padded = shape.padded_input();
     let mut out = zeroed(shape.batch * shape.channels * shape.out_plane());
     out.par_chunks_mut(shape.out_plane())
         .enumerate()
@@ -222,7 +225,6 @@ pub fn input_grad_on(
     grad_out: &[f32],
 ) -> Vec<f32> {
     let isa = runnable(isa);
-    let lanes = isa.lanes();
     assert!(
         shape.is_supported(),
         "unsupported channel-wise conv {shape:?}"
@@ -233,8 +235,8 @@ pub fn input_grad_on(
     );
     assert_eq!(weight.len(), shape.channels * shape.taps());
     let (in_h, in_w) = (shape.in_h, shape.in_w);
-    let acc_stride = chunks(in_w, lanes) * lanes;
-    let padded = shape.padded_grad(lanes);
+    let acc_stride = chunks(in_w) * LANES;
+    let padded = shape.padded_grad();
     // The input gradient correlates with the filters rotated by 180°.
     let flipped: Vec<f32> = weight
         .chunks_exact(shape.taps())
@@ -291,7 +293,6 @@ pub fn weight_grad(shape: &ChannelwiseShape, x: &[f32], grad_out: &[f32]) -> Vec
 /// [`weight_grad`] on the path `isa` (the portable one where this CPU lacks it).
 pub fn weight_grad_on(isa: Isa, shape: &ChannelwiseShape, x: &[f32], grad_out: &[f32]) -> Vec<f32> {
     let isa = runnable(isa);
-    let lanes = isa.lanes();
     assert!(
         shape.is_supported(),
         "unsupported channel-wise conv {shape:?}"
@@ -305,8 +306,8 @@ pub fn weight_grad_on(isa: Isa, shape: &ChannelwiseShape, x: &[f32], grad_out: &
         shape.batch * shape.channels * shape.out_plane()
     );
     let (kernel_h, kernel_w) = (shape.kernel_h, shape.kernel_w);
-    let acc_stride = chunks(kernel_w, lanes) * lanes;
-    let padded = shape.padded_input(lanes);
+    let acc_stride = chunks(kernel_w) * LANES;
+    let padded = shape.padded_input();
     let mut grad_w = vec![0.0f32; shape.channels * shape.taps()];
     grad_w
         .par_chunks_mut(shape.taps())
@@ -348,9 +349,11 @@ pub fn weight_grad_on(isa: Isa, shape: &ChannelwiseShape, x: &[f32], grad_out: &
 }
 
 /// `out[r, c] += Σ_{i<kh, j<kw} kernel[i·kw + j] · src[r + i, c + j]` for `r < out_rows` and all
-/// `c < out_stride` (a multiple of `isa.lanes()`), with row strides `src_stride` and `out_stride`.
+/// `c < out_stride` (a multiple of 8), with row strides `src_stride` and `out_stride`.
 ///
-/// Works on blocks of `ROWS` rows × up to 4 chunks of `isa.lanes()` columns held in registers.
+/// Works on blocks of `ROWS` rows × up to 4 registers of columns held in registers: 16-column
+/// `zmm` registers with AVX-512 (an 8-column AVX2 block for a last odd chunk), 8-column ones
+/// otherwise.
 /// `isa` must be supported by this CPU ([`runnable`]).
 #[allow(clippy::too_many_arguments)]
 fn correlate<const ROWS: usize>(
@@ -364,23 +367,22 @@ fn correlate<const ROWS: usize>(
     out_stride: usize,
     out_rows: usize,
 ) {
-    let lanes = isa.lanes();
     assert!(isa.is_supported(), "{isa} kernels on a CPU without them");
-    assert_eq!(out_stride % lanes, 0);
+    assert_eq!(out_stride % LANES, 0);
     assert_eq!(kernel.len(), kh * kw);
     assert!(out.len() >= out_rows * out_stride);
     // Every read is inside `src`: rows up to out_rows + kh − 1, columns up to out_stride + kw − 1.
     assert!(out_stride + kw - 1 <= src_stride);
     assert!(src.len() >= (out_rows + kh - 1) * src_stride);
-    let total_chunks = out_stride / lanes;
+    let total_chunks = out_stride / LANES;
     let mut r = 0;
     while r < out_rows {
         let rows = if out_rows - r >= ROWS { ROWS } else { 1 };
         let mut chunk = 0;
         while chunk < total_chunks {
-            let n = (total_chunks - chunk).min(4);
-            let src_at = r * src_stride + chunk * lanes;
-            let out_at = r * out_stride + chunk * lanes;
+            let left = total_chunks - chunk;
+            let src_at = r * src_stride + chunk * LANES;
+            let out_at = r * out_stride + chunk * LANES;
             let args = Block {
                 src: &src[src_at..],
                 src_stride,
@@ -390,12 +392,25 @@ fn correlate<const ROWS: usize>(
                 out: &mut out[out_at..],
                 out_stride,
             };
-            match isa {
-                Isa::Avx512 => block_avx512_dispatch::<ROWS>(args, rows == ROWS, n),
-                Isa::Avx2 => block_avx2_dispatch::<ROWS>(args, rows == ROWS, n),
-                Isa::Portable => block_portable(args, rows, n),
-            }
-            chunk += n;
+            // Chunks of 8 columns done by this block.
+            chunk += match isa {
+                Isa::Avx512 if left >= 2 => {
+                    let registers = (left / 2).min(4);
+                    block_avx512_dispatch::<ROWS>(args, rows == ROWS, registers);
+                    2 * registers
+                }
+                // An AVX-512 CPU runs AVX2 blocks too (the odd last chunk).
+                Isa::Avx512 | Isa::Avx2 => {
+                    let n = left.min(4);
+                    block_avx2_dispatch::<ROWS>(args, rows == ROWS, n);
+                    n
+                }
+                Isa::Portable => {
+                    let n = left.min(4);
+                    block_portable(args, rows, n);
+                    n
+                }
+            };
         }
         r += rows;
     }
@@ -415,7 +430,7 @@ struct Block<'a> {
 /// Plain-Rust block of `rows` rows × `n` chunks of 8 columns (same arithmetic, unfused).
 fn block_portable(b: Block<'_>, rows: usize, n: usize) {
     for r in 0..rows {
-        for c in 0..n * Isa::Portable.lanes() {
+        for c in 0..n * LANES {
             let mut acc = b.out[r * b.out_stride + c];
             for i in 0..b.kh {
                 let row = &b.src[(r + i) * b.src_stride + c..];
@@ -453,7 +468,7 @@ fn block_avx2_dispatch<const ROWS: usize>(args: Block<'_>, full: bool, n: usize)
     }
 }
 
-/// Runs the AVX-512 block of `ROWS` (`full`) or 1 rows × `n` chunks.
+/// Runs the AVX-512 block of `ROWS` (`full`) or 1 rows × `n` registers of 16 columns.
 fn block_avx512_dispatch<const ROWS: usize>(args: Block<'_>, full: bool, n: usize) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY (all arms): `correlate` checked that the CPU has AVX-512 F/BW/VL and bounded every

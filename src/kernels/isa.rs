@@ -1,5 +1,5 @@
-//! Runtime choice of the instruction set the hot kernels run on: AVX-512 where the CPU has it,
-//! AVX2 + FMA otherwise, plain Rust last.
+//! Runtime choice of the instruction set the hot kernels run on: AVX-512 where the CPU has it
+//! and runs it at full width, AVX2 + FMA otherwise, plain Rust last.
 //!
 //! The release build targets baseline x86-64 (SSE2), so the kernels carry one copy per
 //! instruction set, compiled with `#[target_feature]`, and pick one when they are called
@@ -16,9 +16,13 @@
 //!   orders and compiled per path, so every path gives the same numbers and the wider vectors
 //!   only change the speed.
 //!
-//! On Zen 4 (the AMD EPYC machines this project runs on) 512-bit instructions execute as two
-//! 256-bit halves, so AVX-512 does not double the peak FLOP rate there; it halves the instruction
-//! count and doubles the registers, which is what the register-blocked loops are limited by.
+//! On Zen 4 (AMD family 19h, the EPYC machines this project runs on) 512-bit instructions execute
+//! as two 256-bit halves, so AVX-512 does not raise the peak FLOP rate, and an unaligned 512-bit
+//! load splits a cache line far more often than a 256-bit one. Measured there (process CPU time,
+//! one thread, `cargo bench --bench isa`), the AVX-512 blocks ran the 13×13
+//! depthwise conv 10–13 % slower than the AVX2 ones (forward 45.8 against 51.5 GFLOP/s), so
+//! [`Isa::best`] picks AVX2 on family 19h; `use_isa(Isa::Avx512)` (`cortexfit bench --isa
+//! avx512`) still runs it. The two paths give the same bits, so the choice changes only speed.
 
 use std::cell::Cell;
 
@@ -52,8 +56,7 @@ impl Isa {
         Isa::ALL.into_iter().find(|isa| isa.name() == name)
     }
 
-    /// f32 values per vector register of this path (the column-chunk width of the blocked
-    /// convolution loops).
+    /// f32 values per vector register of this path.
     pub fn lanes(self) -> usize {
         match self {
             Isa::Avx512 => 16,
@@ -83,10 +86,12 @@ impl Isa {
         }
     }
 
-    /// The best path this CPU supports.
+    /// The fastest path this CPU supports: AVX-512 unless the CPU runs 512-bit instructions as
+    /// two 256-bit halves ([`splits_512_bit_ops`]), then AVX2 + FMA, then portable.
     pub fn best() -> Isa {
         Isa::ALL
             .into_iter()
+            .filter(|&isa| isa != Isa::Avx512 || !splits_512_bit_ops())
             .find(|isa| isa.is_supported())
             .unwrap_or(Isa::Portable)
     }
@@ -103,6 +108,32 @@ impl Isa {
     /// [`Isa::best`].
     pub fn active() -> Isa {
         FORCED.with(|f| f.get()).unwrap_or_else(Isa::best)
+    }
+}
+
+/// Whether the CPU executes 512-bit vector instructions as two 256-bit halves: AMD family 19h
+/// (Zen 3 and Zen 4; of these only Zen 4 has AVX-512). Zen 5 (family 1Ah) and Intel cores with
+/// AVX-512 run them at full width.
+pub fn splits_512_bit_ops() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::__cpuid;
+        // SAFETY: CPUID exists on every x86-64 CPU (leaves 0 and 1 always).
+        #[allow(unused_unsafe)]
+        let (vendor, leaf1) = unsafe { (__cpuid(0), __cpuid(1)) };
+        // "AuthenticAMD" in EBX, EDX, ECX.
+        let amd = (vendor.ebx, vendor.edx, vendor.ecx) == (0x6874_7541, 0x6974_6E65, 0x444D_4163);
+        let base = (leaf1.eax >> 8) & 0xF;
+        let family = if base == 0xF {
+            base + ((leaf1.eax >> 20) & 0xFF)
+        } else {
+            base
+        };
+        amd && family == 0x19
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
@@ -197,7 +228,12 @@ mod tests {
         assert_eq!(Isa::from_name("sse"), None);
         assert!(Isa::best().is_supported());
         assert!(Isa::Portable.is_supported());
-        assert_eq!(Isa::supported()[0], Isa::best());
+        // The best path is the first supported one, skipping AVX-512 where it runs at half width.
+        let expected = Isa::supported()
+            .into_iter()
+            .find(|&isa| isa != Isa::Avx512 || !splits_512_bit_ops())
+            .expect("portable is always supported");
+        assert_eq!(Isa::best(), expected);
     }
 
     #[test]

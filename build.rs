@@ -6,7 +6,6 @@
 //! - `cortexfit_pytorch_fixture`: the PyTorch checkpoint fixtures are at
 //!   `$CORTEXFIT_SHARED/fixtures/pytorch/` (neuralpredictors models saved with `torch.save`);
 //!   their folder is passed on as `CORTEXFIT_PYTORCH_FIXTURE`.
-//! - `cortexfit_avx2_fma`: the CPU has AVX2 and FMA (the vectorised kernels' tests).
 
 use std::path::PathBuf;
 
@@ -15,7 +14,6 @@ const PYTORCH_FIXTURE: &str = "fixtures/pytorch";
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(cortexfit_real_data)");
-    println!("cargo::rustc-check-cfg=cfg(cortexfit_avx2_fma)");
     println!("cargo::rustc-check-cfg=cfg(cortexfit_pytorch_fixture)");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=CORTEXFIT_SHARED");
@@ -44,10 +42,5 @@ fn main() {
             "cargo::rustc-env=CORTEXFIT_PYTORCH_FIXTURE={}",
             fixture.display()
         );
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        println!("cargo::rustc-cfg=cortexfit_avx2_fma");
     }
 }

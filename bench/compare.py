@@ -3,10 +3,12 @@
 
 Runs, in turn and on the same machine, `cortexfit bench` and `bench/torch_reference.py step` in
 PyTorch's default and channels-last layouts, each with 2 threads and 1 thread, then prints one
-table with the ratio to PyTorch's faster layout at the same thread count. Load average is printed before and
-after: on a shared machine, compare only numbers from one run.
+table with the ratio to PyTorch's faster layout at the same thread count, the CPU model, the
+instruction set cortexfit's kernels ran on, and the issue-#17 targets (train and eval ≤ 0.3× the
+faster PyTorch layout at 1 and 2 threads; 2 threads ≥ 1.8× 1 thread) marked met or not. Load
+average is printed before and after: on a shared machine, compare only numbers from one run.
 
-    cargo build --release && python3 bench/compare.py [--steps 5] [--cortexfit target/release/cortexfit]
+    cargo build --release && python3 bench/compare.py [--steps 5] [--isa avx2] [--cortexfit target/release/cortexfit]
 """
 import argparse
 import json
@@ -33,13 +35,18 @@ def main():
     parser.add_argument("--cortexfit", default=os.path.join(default_bin, "release", "cortexfit"))
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--skip-torch", action="store_true", help="only time cortexfit")
+    parser.add_argument("--isa", choices=["avx512", "avx2", "portable"],
+                        help="force cortexfit's kernel instruction set (default: the best the CPU has)")
     args = parser.parse_args()
 
     print(f"load average before: {load()}")
     rows = []
+    isa = cpu = None
     for threads in (2, 1):
         r = run_json([args.cortexfit, "bench", "--preset", "lurz2020", "--threads", str(threads),
-                      "--steps", str(args.steps), "--warmup", "1"])
+                      "--steps", str(args.steps), "--warmup", "1"]
+                     + (["--isa", args.isa] if args.isa else []))
+        isa, cpu = r.get("isa"), r.get("cpu")
         rows.append((f"cortexfit ({threads} thread{'s' if threads > 1 else ''})", threads,
                      r["train_step_ms_median"], r["eval_batch_ms_median"]))
     if not args.skip_torch:
@@ -56,7 +63,8 @@ def main():
     def best(threads, column):
         values = [r[column] for r in rows if r[0].startswith("PyTorch") and r[1] == threads]
         return min(values, default=None)
-    print("\nlurz2020, batch 64, 1×36×64 images, 5335 neurons; median ms (forward + backward + Adam)")
+    print(f"\nCPU: {cpu}; cortexfit kernels on {isa}")
+    print("lurz2020, batch 64, 1×36×64 images, 5335 neurons; median ms (forward + backward + Adam)")
     print(f"| {'implementation':<34} | {'threads':>7} | {'train step':>10} | {'eval batch':>10} | {'train ÷ best PyTorch':>20} | {'eval ÷ best PyTorch':>19} |")
     print(f"|{'-' * 36}|{'-' * 9}|{'-' * 12}|{'-' * 12}|{'-' * 22}|{'-' * 21}|")
     for name, threads, train, evaluation in rows:
@@ -68,6 +76,18 @@ def main():
     two = rows[0]
     print(f"\ncortexfit 2-thread speed-up over 1 thread: {one[2] / two[2]:.2f}× (train), "
           f"{one[3] / two[3]:.2f}× (eval)")
+
+    def mark(ok):
+        return "met" if ok else "NOT met"
+    print("\nissue #17 targets:")
+    for name, threads, train, evaluation in rows[:2]:
+        best_train, best_eval = best(threads, 2), best(threads, 3)
+        if best_train and best_eval:
+            print(f"  {threads} thread(s): train {train / best_train:.2f}× ≤ 0.3× {mark(train <= 0.3 * best_train)}; "
+                  f"eval {evaluation / best_eval:.2f}× ≤ 0.3× {mark(evaluation <= 0.3 * best_eval)}")
+        else:
+            print(f"  {threads} thread(s): no PyTorch timing (--skip-torch or torch missing)")
+    print(f"  2 threads ≥ 1.8× 1 thread: train {mark(one[2] / two[2] >= 1.8)}")
 
 
 if __name__ == "__main__":

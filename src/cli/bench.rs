@@ -15,7 +15,7 @@ use rand_distr::{Distribution, Normal, Poisson, Uniform};
 use crate::backend::{DeviceKind, init_threads};
 use crate::config::RunConfig;
 use crate::data::BatchTensors;
-use crate::kernels::Kernels;
+use crate::kernels::{Isa, Kernels};
 use crate::model::tensor_util::scalar;
 use crate::model::{DatasetFacts, DatasetReadoutFacts, Encoder, SamplingRng};
 use crate::train::step::{adam, batch_objective, loss_scale, optimizer_step};
@@ -53,6 +53,17 @@ pub struct Args {
     /// Which implementation computes the hot operations (`burn`: burn's own ops, the "before").
     #[arg(long, value_enum, default_value = "fused")]
     pub kernels: KernelsArg,
+    /// Instruction set of the fused CPU kernels: `avx512`, `avx2` or `portable` (default: the
+    /// best this CPU has; reported as `isa` in the output).
+    #[arg(long, value_parser = parse_isa)]
+    pub isa: Option<Isa>,
+}
+
+fn parse_isa(name: &str) -> Result<Isa, String> {
+    Isa::from_name(name).ok_or_else(|| {
+        let names: Vec<_> = Isa::ALL.iter().map(|i| i.name()).collect();
+        format!("expected one of {}", names.join(", "))
+    })
 }
 
 /// `--kernels` values.
@@ -60,6 +71,15 @@ pub struct Args {
 pub enum KernelsArg {
     Fused,
     Burn,
+}
+
+/// The CPU's model name from `/proc/cpuinfo` (null where it cannot be read).
+fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    info.lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -95,6 +115,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         KernelsArg::Burn => Kernels::Burn,
     };
     let _kernels = crate::kernels::use_kernels(kernels);
+    let isa = args.isa.unwrap_or_else(Isa::best);
+    let _isa = crate::kernels::use_isa(isa).with_context(|| format!("--isa {isa}"))?;
     let run_config = RunConfig::preset(&args.preset)?;
     let config = run_config.model.clone();
     let plain = args.device.device()?;
@@ -207,6 +229,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "preset": args.preset,
         "device": format!("{:?}", args.device).to_lowercase(),
         "kernels": format!("{kernels:?}").to_lowercase(),
+        "isa": isa.name(),
+        "isa_supported": Isa::supported().iter().map(|i| i.name()).collect::<Vec<_>>(),
+        "cpu": cpu_model(),
         "threads": threads,
         "batch": b,
         "neurons": args.neurons,

@@ -21,6 +21,7 @@ use burn::tensor::Shape;
 use rayon::prelude::*;
 
 use super::extension::{flex_tensor, values};
+use super::isa::{Isa, multiversion};
 use super::memory::zeroed;
 
 /// Sizes of a batch-norm input `[batch, channels, plane...]`.
@@ -111,20 +112,53 @@ fn map_planes(
     out
 }
 
-/// Normalises `x` with its batch statistics: `γ·(x − mean)/√(var + ε) + β` per channel.
-pub fn forward(shape: &NormShape, x: &[f32], scale: &[f32], shift: &[f32], eps: f64) -> NormOutput {
-    assert_eq!(x.len(), shape.batch * shape.channels * shape.plane, "input");
+multiversion!(
+    /// Mean and biased variance of channel `c` (two passes), compiled for `isa`.
+    fn channel_stats => channel_stats_body(shape: &NormShape, x: &[f32], c: usize) -> [f64; 2]
+);
+
+#[inline(always)]
+fn channel_stats_body(shape: &NormShape, x: &[f32], c: usize) -> [f64; 2] {
     let n = shape.samples() as f64;
-    let stats = channel_sums(shape, |c| {
-        let mean = shape.planes(x, c).map(|p| lane_sum(p, |v| v)).sum::<f64>() / n;
-        let m = mean as f32;
-        let var = shape
-            .planes(x, c)
-            .map(|p| lane_sum(p, |v| (v - m) * (v - m)))
-            .sum::<f64>()
-            / n;
-        [mean, var]
-    });
+    let mean = shape.planes(x, c).map(|p| lane_sum(p, |v| v)).sum::<f64>() / n;
+    let m = mean as f32;
+    let var = shape
+        .planes(x, c)
+        .map(|p| lane_sum(p, |v| (v - m) * (v - m)))
+        .sum::<f64>()
+        / n;
+    [mean, var]
+}
+
+multiversion!(
+    /// `out = a·(x − m) + b`, compiled for `isa`.
+    fn normalize_plane => normalize_plane_body(x: &[f32], a: f32, m: f32, b: f32, out: &mut [f32])
+);
+
+#[inline(always)]
+fn normalize_plane_body(x: &[f32], a: f32, m: f32, b: f32, out: &mut [f32]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = a * (v - m) + b;
+    }
+}
+
+/// Normalises `x` with its batch statistics: `γ·(x − mean)/√(var + ε) + β` per channel, on
+/// [`Isa::active`].
+pub fn forward(shape: &NormShape, x: &[f32], scale: &[f32], shift: &[f32], eps: f64) -> NormOutput {
+    forward_on(Isa::active(), shape, x, scale, shift, eps)
+}
+
+/// [`forward`] on the path `isa` (all paths give the same numbers).
+pub fn forward_on(
+    isa: Isa,
+    shape: &NormShape,
+    x: &[f32],
+    scale: &[f32],
+    shift: &[f32],
+    eps: f64,
+) -> NormOutput {
+    assert_eq!(x.len(), shape.batch * shape.channels * shape.plane, "input");
+    let stats = channel_sums(shape, |c| channel_stats(isa, shape, x, c));
     // out = a·(x − mean) + β with a = γ/√(var + ε).
     let coefficients: Vec<(f32, f32, f32)> = stats
         .iter()
@@ -136,10 +170,14 @@ pub fn forward(shape: &NormShape, x: &[f32], scale: &[f32], shift: &[f32], eps: 
         .collect();
     let output = map_planes(shape, x.len(), |c, i, out| {
         let (a, m, b) = coefficients[c];
-        let src = &x[i * shape.plane..(i + 1) * shape.plane];
-        for (o, &v) in out.iter_mut().zip(src) {
-            *o = a * (v - m) + b;
-        }
+        normalize_plane(
+            isa,
+            &x[i * shape.plane..(i + 1) * shape.plane],
+            a,
+            m,
+            b,
+            out,
+        );
     });
     NormOutput {
         output,
@@ -151,8 +189,75 @@ pub fn forward(shape: &NormShape, x: &[f32], scale: &[f32], shift: &[f32], eps: 
 /// Gradients of [`forward`] given the statistics it returned and the output gradient `grad`.
 ///
 /// With x̂ = (x − mean)/σ: dβ = Σ g, dγ = Σ g·x̂ and
-/// dx = γ/σ · (g − dβ/n − x̂·dγ/n), written as `k·g + q·(x − mean) + r` per channel.
+/// dx = γ/σ · (g − dβ/n − x̂·dγ/n), written as `k·g + q·(x − mean) + r` per channel. On
+/// [`Isa::active`].
 pub fn backward(
+    shape: &NormShape,
+    x: &[f32],
+    scale: &[f32],
+    stats: (&[f32], &[f32]),
+    eps: f64,
+    grad: &[f32],
+) -> NormGrads {
+    backward_on(Isa::active(), shape, x, scale, stats, eps, grad)
+}
+
+multiversion!(
+    /// `[Σ g, Σ g·(x − m)]` over channel `c`, compiled for `isa`.
+    fn gradient_sums => gradient_sums_body(
+        shape: &NormShape,
+        x: &[f32],
+        grad: &[f32],
+        c: usize,
+        m: f32,
+    ) -> [f64; 2]
+);
+
+#[inline(always)]
+fn gradient_sums_body(shape: &NormShape, x: &[f32], grad: &[f32], c: usize, m: f32) -> [f64; 2] {
+    let mut sum_g = 0.0f64;
+    let mut sum_gx = 0.0f64;
+    for (g, x) in shape.planes(grad, c).zip(shape.planes(x, c)) {
+        sum_g += lane_sum(g, |v| v);
+        let mut lanes = [0.0f32; 8];
+        let (g8, x8) = (g.chunks_exact(8), x.chunks_exact(8));
+        let tail: f32 = g8
+            .remainder()
+            .iter()
+            .zip(x8.remainder())
+            .map(|(&g, &x)| g * (x - m))
+            .sum();
+        for (g, x) in g8.zip(x8) {
+            for i in 0..8 {
+                lanes[i] += g[i] * (x[i] - m);
+            }
+        }
+        sum_gx += lanes.iter().map(|&l| l as f64).sum::<f64>() + tail as f64;
+    }
+    [sum_g, sum_gx]
+}
+
+multiversion!(
+    /// `out = k·g + q·(x − m) + r`, compiled for `isa`.
+    fn input_grad_plane => input_grad_plane_body(
+        g: &[f32],
+        x: &[f32],
+        coefficients: [f32; 4],
+        out: &mut [f32],
+    )
+);
+
+#[inline(always)]
+fn input_grad_plane_body(g: &[f32], x: &[f32], coefficients: [f32; 4], out: &mut [f32]) {
+    let [k, q, r, m] = coefficients;
+    for ((o, &g), &v) in out.iter_mut().zip(g).zip(x) {
+        *o = k * g + q * (v - m) + r;
+    }
+}
+
+/// [`backward`] on the path `isa` (all paths give the same numbers).
+pub fn backward_on(
+    isa: Isa,
     shape: &NormShape,
     x: &[f32],
     scale: &[f32],
@@ -163,29 +268,7 @@ pub fn backward(
     assert_eq!(grad.len(), x.len(), "output gradient");
     let (mean, variance) = stats;
     let n = shape.samples() as f64;
-    let sums = channel_sums(shape, |c| {
-        let m = mean[c];
-        let mut sum_g = 0.0f64;
-        let mut sum_gx = 0.0f64;
-        for (g, x) in shape.planes(grad, c).zip(shape.planes(x, c)) {
-            sum_g += lane_sum(g, |v| v);
-            let mut lanes = [0.0f32; 8];
-            let (g8, x8) = (g.chunks_exact(8), x.chunks_exact(8));
-            let tail: f32 = g8
-                .remainder()
-                .iter()
-                .zip(x8.remainder())
-                .map(|(&g, &x)| g * (x - m))
-                .sum();
-            for (g, x) in g8.zip(x8) {
-                for i in 0..8 {
-                    lanes[i] += g[i] * (x[i] - m);
-                }
-            }
-            sum_gx += lanes.iter().map(|&l| l as f64).sum::<f64>() + tail as f64;
-        }
-        [sum_g, sum_gx]
-    });
+    let sums = channel_sums(shape, |c| gradient_sums(isa, shape, x, grad, c, mean[c]));
     let inv_std: Vec<f64> = variance
         .iter()
         .map(|&v| 1.0 / (v as f64 + eps).sqrt())
@@ -205,11 +288,8 @@ pub fn backward(
         })
         .collect();
     let input = map_planes(shape, x.len(), |c, i, out| {
-        let [k, q, r, m] = coefficients[c];
         let range = i * shape.plane..(i + 1) * shape.plane;
-        for ((o, &g), &v) in out.iter_mut().zip(&grad[range.clone()]).zip(&x[range]) {
-            *o = k * g + q * (v - m) + r;
-        }
+        input_grad_plane(isa, &grad[range.clone()], &x[range], coefficients[c], out);
     });
     NormGrads {
         input,

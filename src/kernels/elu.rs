@@ -16,6 +16,7 @@ use burn::tensor::TensorData;
 use rayon::prelude::*;
 
 use super::extension::values;
+use super::isa::{Isa, multiversion};
 use super::memory::zeroed;
 
 /// Elements per parallel task: large enough to amortise scheduling, small enough to balance.
@@ -28,28 +29,76 @@ pub trait EluBackend: Backend {
     fn fused_elu(x: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
-/// ELU of every value (α = 1).
+/// ELU of every value (α = 1), on [`Isa::active`].
 pub fn elu_values(x: &[f32]) -> Vec<f32> {
+    elu_values_on(Isa::active(), x)
+}
+
+/// [`elu_values`] on the path `isa` (all paths give the same numbers).
+pub fn elu_values_on(isa: Isa, x: &[f32]) -> Vec<f32> {
     let mut out = zeroed(x.len());
     out.par_chunks_mut(TASK)
         .zip(x.par_chunks(TASK))
-        .for_each(|(o, x)| elu_chunk(x, o));
+        .for_each(|(o, x)| elu_chunk(isa, x, o));
     out
 }
 
-/// ELU of a chunk, compiled for AVX2 + FMA when the CPU has them (the release build targets
-/// baseline x86-64, whose 4-wide vectors would halve the throughput).
-fn elu_chunk(x: &[f32], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        #[target_feature(enable = "avx2,fma")]
-        fn fast(x: &[f32], out: &mut [f32]) {
-            elu_chunk_body(x, out)
-        }
-        // SAFETY: the CPU supports the enabled target features (checked above).
-        return unsafe { fast(x, out) };
+/// `out = ELU(a·x + b)` with a per-plane gain `a` and offset `b` (evaluation-mode batch norm
+/// folded into one multiply-add, then ELU) in one pass, plane by plane in parallel:
+/// `x` `[batch, channels, plane]`, `gain` and `offset` `[channels]`.
+pub fn affine_elu_values(x: &[f32], plane: usize, gain: &[f32], offset: &[f32]) -> Vec<f32> {
+    affine_elu_values_on(Isa::active(), x, plane, gain, offset)
+}
+
+/// [`affine_elu_values`] on the path `isa` (all paths give the same numbers).
+pub fn affine_elu_values_on(
+    isa: Isa,
+    x: &[f32],
+    plane: usize,
+    gain: &[f32],
+    offset: &[f32],
+) -> Vec<f32> {
+    let channels = gain.len();
+    assert_eq!(offset.len(), channels, "offset");
+    assert_eq!(x.len() % (plane * channels).max(1), 0, "input");
+    let mut out = zeroed(x.len());
+    // Tasks of whole planes, about TASK values each.
+    let per_task = (TASK / plane.max(1)).max(1) * plane.max(1);
+    out.par_chunks_mut(per_task)
+        .zip(x.par_chunks(per_task))
+        .enumerate()
+        .for_each(|(task, (o, x))| {
+            let first = task * per_task / plane.max(1);
+            for (k, (o, x)) in o
+                .chunks_mut(plane.max(1))
+                .zip(x.chunks(plane.max(1)))
+                .enumerate()
+            {
+                let c = (first + k) % channels;
+                affine_elu_chunk(isa, x, gain[c], offset[c], o);
+            }
+        });
+    out
+}
+
+multiversion!(
+    /// ELU of a chunk, compiled for `isa` (the release build targets baseline x86-64, whose
+    /// 4-wide vectors would halve the throughput).
+    fn elu_chunk => elu_chunk_body(x: &[f32], out: &mut [f32])
+);
+
+multiversion!(
+    /// ELU(a·x + b) of a chunk, compiled for `isa`.
+    fn affine_elu_chunk => affine_elu_chunk_body(x: &[f32], a: f32, b: f32, out: &mut [f32])
+);
+
+#[inline(always)]
+fn affine_elu_chunk_body(x: &[f32], a: f32, b: f32, out: &mut [f32]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        let v = a * v + b;
+        let negative = exp_m1_nonpositive(v.min(0.0));
+        *o = if v > 0.0 { v } else { negative };
     }
-    elu_chunk_body(x, out)
 }
 
 #[inline(always)]
@@ -84,18 +133,52 @@ fn exp_m1_nonpositive(x: f32) -> f32 {
     two_n * (p * r * r + r) + (two_n - 1.0)
 }
 
-/// Input gradient of ELU from its output `y` and the output gradient.
+/// Input gradient of ELU from its output `y` and the output gradient, on [`Isa::active`].
 pub fn elu_grad_values(y: &[f32], grad: &[f32]) -> Vec<f32> {
+    elu_grad_values_on(Isa::active(), y, grad)
+}
+
+/// [`elu_grad_values`] on the path `isa` (all paths give the same numbers).
+pub fn elu_grad_values_on(isa: Isa, y: &[f32], grad: &[f32]) -> Vec<f32> {
     assert_eq!(y.len(), grad.len());
     let mut out = zeroed(y.len());
     out.par_chunks_mut(TASK)
         .zip(y.par_chunks(TASK).zip(grad.par_chunks(TASK)))
-        .for_each(|(o, (y, g))| {
-            for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
-                *o = if y > 0.0 { g } else { g * (y + 1.0) };
-            }
-        });
+        .for_each(|(o, (y, g))| elu_grad_chunk(isa, y, g, o));
     out
+}
+
+multiversion!(
+    /// ELU's input gradient of a chunk, compiled for `isa`.
+    fn elu_grad_chunk => elu_grad_chunk_body(y: &[f32], g: &[f32], out: &mut [f32])
+);
+
+#[inline(always)]
+fn elu_grad_chunk_body(y: &[f32], g: &[f32], out: &mut [f32]) {
+    for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
+        *o = if y > 0.0 { g } else { g * (y + 1.0) };
+    }
+}
+
+/// ELU(gain·x + offset) per channel as one op, for evaluation on flex without autodiff (the
+/// evaluation-mode batch norm of a core block, folded, and its ELU): one pass instead of three.
+#[backend_extension(Flex)]
+pub trait AffineEluBackend: Backend {
+    /// `x` `[batch, channels, ...]`, `gain` and `offset` `[channels]`; same shape as `x`.
+    fn affine_elu(
+        x: FloatTensor<Self>,
+        gain: FloatTensor<Self>,
+        offset: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+}
+
+impl AffineEluBackend for Flex {
+    fn affine_elu(x: FlexTensor, gain: FlexTensor, offset: FlexTensor) -> FlexTensor {
+        let shape = x.shape();
+        let plane = shape[2..].iter().product();
+        let out = affine_elu_values(&values(&x), plane, &values(&gain), &values(&offset));
+        FlexTensor::from_data(TensorData::new(out, shape))
+    }
 }
 
 impl EluBackend for Flex {

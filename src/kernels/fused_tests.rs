@@ -284,3 +284,155 @@ fn batch_norm_results_do_not_depend_on_the_thread_count() {
         (out, grads)
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Factorized readout
+
+/// Output and gradients (map, masks, features) of `readout` for `loss = Σ y · probe`.
+fn run_factorized(
+    readout: impl Fn(Tensor<4>, Tensor<3>, Tensor<2>) -> Tensor<2>,
+    operands: [&TensorData; 3],
+    probe: &TensorData,
+) -> [TensorData; 4] {
+    let device = Device::flex().autodiff();
+    let [map, masks, features] = operands;
+    let map = Tensor::<4>::from_data(map.clone(), &device).require_grad();
+    let masks = Tensor::<3>::from_data(masks.clone(), &device).require_grad();
+    let features = Tensor::<2>::from_data(features.clone(), &device).require_grad();
+    let y = readout(map.clone(), masks.clone(), features.clone());
+    let grads = (y.clone() * Tensor::from_data(probe.clone(), &device))
+        .sum()
+        .backward();
+    [
+        y.into_data(),
+        map.grad(&grads).expect("map gradient").into_data(),
+        masks.grad(&grads).expect("mask gradient").into_data(),
+        features.grad(&grads).expect("feature gradient").into_data(),
+    ]
+}
+
+#[test]
+fn factorized_readout_matches_burn_ops() {
+    use crate::model::readout::factorized::FactorizedReadout;
+    let (batch, channels, h, w, neurons) = (3, 6, 5, 7, 70);
+    let map = random([batch, channels, h, w], 1.0);
+    let masks = random([neurons, h, w], 0.5);
+    let features = random([neurons, channels], 0.5);
+    let probe = random([batch, neurons], 1.0);
+    let flex = Device::flex();
+    assert!(
+        uses_factorized_kernel(
+            &Tensor::<4>::from_data(map.clone(), &flex),
+            &Tensor::<3>::from_data(masks.clone(), &flex),
+            &Tensor::<2>::from_data(features.clone(), &flex),
+        ),
+        "fast path not taken"
+    );
+    let operands = [&map, &masks, &features];
+    let ours = run_factorized(factorized_readout, operands, &probe);
+    let plain = run_factorized(FactorizedReadout::read_ops, operands, &probe);
+    let tolerance = Tolerance::<f32>::rel_abs(1e-4, 1e-5);
+    for (ours, plain) in ours.iter().zip(&plain) {
+        ours.assert_approx_eq(plain, tolerance);
+    }
+}
+
+#[test]
+fn factorized_readout_results_do_not_depend_on_the_thread_count() {
+    let shape = factorized::FactorizedShape {
+        batch: 5,
+        channels: 9,
+        plane: 42,
+        neurons: 150,
+    };
+    let x = random([5, 9, 42], 1.0).try_to_vec::<f32>().unwrap();
+    let masks = random([150, 42], 1.0).try_to_vec::<f32>().unwrap();
+    let features = random([150, 9], 1.0).try_to_vec::<f32>().unwrap();
+    let grad = random([5, 150], 1.0).try_to_vec::<f32>().unwrap();
+    within_one_thread_and_three(|| {
+        (
+            factorized::forward(&shape, &x, &masks, &features),
+            factorized::backward(&shape, (&x, &masks, &features), &grad),
+        )
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation batch norm + ELU
+
+#[test]
+fn fused_affine_elu_equals_the_burn_ops() {
+    let x = Tensor::<4>::from_data(random([3, 4, 5, 6], 2.0), &Device::flex());
+    let gain = Tensor::<1>::from_data(
+        TensorData::new(vec![0.5f32, 1.0, 2.0, -1.5], [4]),
+        &Device::flex(),
+    );
+    let offset = Tensor::<1>::from_data(
+        TensorData::new(vec![0.1f32, -0.3, 0.0, 0.7], [4]),
+        &Device::flex(),
+    );
+    let fused = affine_elu(x.clone(), gain.clone(), offset.clone()).into_data();
+    let plain = {
+        let _burn = use_kernels(Kernels::Burn);
+        affine_elu(x, gain, offset).into_data()
+    };
+    let (fused, plain) = (
+        fused.try_to_vec::<f32>().unwrap(),
+        plain.try_to_vec::<f32>().unwrap(),
+    );
+    assert!(fused.iter().any(|&v| v < 0.0) && fused.iter().any(|&v| v > 0.0));
+    // The multiply and the add are rounded separately in both; only ELU's exp differs (burn's
+    // libm exp against the kernel's polynomial).
+    for (a, b) in fused.iter().zip(&plain) {
+        assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1×1 convolution
+
+#[test]
+fn pointwise_conv_matches_burn_matmul_forward_and_backward() {
+    let x = random([3, 5, 4, 7], 1.0);
+    let w = random([6, 5, 1, 1], 0.5);
+    let probe = random([3, 6, 4, 7], 1.0);
+    let run = |conv: fn(Tensor<4>, Tensor<4>) -> Tensor<4>| {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<4>::from_data(x.clone(), &device).require_grad();
+        let w = Tensor::<4>::from_data(w.clone(), &device).require_grad();
+        let y = conv(x.clone(), w.clone());
+        let grads = (y.clone() * Tensor::from_data(probe.clone(), &device))
+            .sum()
+            .backward();
+        [
+            y.into_data(),
+            x.grad(&grads).expect("input gradient").into_data(),
+            w.grad(&grads).expect("filter gradient").into_data(),
+        ]
+    };
+    let ours = run(pointwise_conv2d);
+    let plain = run(pointwise_matmul);
+    let tolerance = Tolerance::<f32>::rel_abs(1e-4, 1e-5);
+    for (ours, plain) in ours.iter().zip(&plain) {
+        ours.assert_approx_eq(plain, tolerance);
+    }
+}
+
+#[test]
+fn pointwise_conv_results_do_not_depend_on_the_thread_count() {
+    let shape = pointwise::PointwiseShape {
+        batch: 5,
+        in_channels: 7,
+        out_channels: 9,
+        plane: 33,
+    };
+    let x = random([5, 7, 33], 1.0).try_to_vec::<f32>().unwrap();
+    let w = random([9, 7], 1.0).try_to_vec::<f32>().unwrap();
+    let g = random([5, 9, 33], 1.0).try_to_vec::<f32>().unwrap();
+    within_one_thread_and_three(|| {
+        (
+            pointwise::forward(&shape, &x, &w),
+            pointwise::backward(&shape, &x, &w, &g, [true, true]),
+        )
+    });
+}

@@ -7,15 +7,19 @@
 //!   forward and backward. burn runs their backward through grouped / transposed convolutions
 //!   built from im2col, which is several times slower at these shapes.
 //!
-//! - 1×1 convolutions become a batched matrix product (burn's matmul, whose backward is two
-//!   more matrix products instead of a transposed convolution).
+//! - [`pointwise`]: 1×1 convolutions as one matrix product per image (forward, input and filter
+//!   gradients) instead of burn's conv backward through a transposed convolution and im2col.
+//! - [`isa`]: the instruction set (AVX-512, AVX2 + FMA, portable) the kernels run on, chosen at
+//!   run time.
 //!
 //! - [`elu`]: ELU as one fused pass forward and backward instead of five burn ops each.
 //! - [`batch_norm`]: training-mode batch norm (batch statistics) in three passes forward and two
 //!   backward instead of a dozen burn ops each.
 //! - [`readout`]: the Gaussian readout's bilinear read at each neuron's position dotted with its
 //!   feature vector, one pass per image instead of some forty burn ops over batch × neurons ×
-//!   channels intermediates.
+//!   channels intermediates (the point-pooled readout uses it once per pyramid level).
+//! - [`factorized`]: the factorized readout's mask-and-feature read-out as one op, without its
+//!   batch × channels × neurons intermediate.
 //! - [`memory`]: allocator settings that keep freed activation buffers for reuse instead of
 //!   returning them to the OS after every step (the largest single saving), and output
 //!   buffers zeroed by all threads rather than by the calling one.
@@ -32,11 +36,17 @@ pub mod batch_norm;
 pub mod channelwise;
 pub mod elu;
 pub mod extension;
+pub mod factorized;
+pub mod isa;
+mod matmul;
 pub mod memory;
+pub mod pointwise;
 pub mod readout;
 
 #[cfg(test)]
 mod fused_tests;
+#[cfg(test)]
+mod isa_tests;
 #[cfg(test)]
 mod tests;
 
@@ -45,9 +55,13 @@ use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::module::{self, BatchNormTrainOutput};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor};
-use elu::EluBackend;
+use elu::{AffineEluBackend, EluBackend};
 use extension::ChannelwiseConvBackend;
+use factorized::FactorizedReadoutBackend;
+use pointwise::PointwiseConvBackend;
 use readout::BilinearReadoutBackend;
+
+pub use isa::{Isa, use_isa};
 
 /// 2-D convolution with stride 1, no dilation and no bias, as in every layer of the lurz2020
 /// core: `x` `[batch, in_channels, h, w]`, `weight` `[out_channels, in_channels / groups, kh, kw]`,
@@ -151,10 +165,23 @@ fn is_pointwise(weight: &Tensor<4>, padding: [usize; 2], groups: usize) -> bool 
     kernel_h == 1 && kernel_w == 1 && padding == [0, 0] && groups == 1
 }
 
-/// 1×1 convolution as one batched matrix product, `out[b] = W · x[b]` with `x[b]` viewed as
+/// 1×1 convolution as matrix products, `out[b] = W · x[b]` with `x[b]` viewed as
 /// `[in_channels, h·w]`: burn's conv backward for 1×1 filters goes through a transposed
-/// convolution and im2col, while matmul's backward is two more matrix products.
+/// convolution and im2col, while a matrix product's backward is two more. On flex (f32) one
+/// product per image ([`pointwise`]), elsewhere burn's batched matmul.
 fn pointwise_conv2d(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
+    let all_f32 = [x.dtype(), weight.dtype()] == [DType::F32; 2];
+    if all_f32 && on_flex(&x) && x.shape().num_elements() > 0 {
+        return Tensor::from_dispatch(<Dispatch as PointwiseConvBackend>::pointwise_conv2d(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+        ));
+    }
+    pointwise_matmul(x, weight)
+}
+
+/// [`pointwise_conv2d`] as burn's batched matmul (any backend).
+fn pointwise_matmul(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
     let [batch, in_channels, h, w] = x.dims();
     let [out_channels, _, _, _] = weight.dims();
     let filters = weight.reshape([1, out_channels, in_channels]);
@@ -171,6 +198,27 @@ pub fn elu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let negative = x.clone().lower_equal_scalar(0.0);
     let exp_part = x.clone().clamp_max(0.0).exp().sub_scalar(1.0);
     x.mask_where(negative, exp_part)
+}
+
+/// `ELU(gain[c]·x + offset[c])` per channel `c` of `x` `[batch, channels, ...]`: an
+/// evaluation-mode batch norm folded into one multiply-add, then ELU. One fused parallel pass on
+/// flex without autodiff (evaluation runs on `model.valid()`); burn ops elsewhere. Both give the
+/// same numbers (the multiply and the add are rounded separately in both).
+pub fn affine_elu<const D: usize>(x: Tensor<D>, gain: Tensor<1>, offset: Tensor<1>) -> Tensor<D> {
+    let all_f32 = [x.dtype(), gain.dtype(), offset.dtype()] == [DType::F32; 3];
+    let plain_flex = matches!(x.device().as_dispatch(), DispatchDevice::Flex(_));
+    let channels = gain.dims()[0];
+    let fits = D >= 2 && x.dims()[1] == channels && offset.dims()[0] == channels;
+    if enabled() && plain_flex && all_f32 && fits && x.shape().num_elements() > 0 {
+        return Tensor::from_dispatch(<Dispatch as AffineEluBackend>::affine_elu(
+            x.into_dispatch(),
+            gain.into_dispatch(),
+            offset.into_dispatch(),
+        ));
+    }
+    let mut per_channel = [1; D];
+    per_channel[1] = channels;
+    elu(x * gain.reshape(per_channel) + offset.reshape(per_channel))
 }
 
 /// Training-mode batch norm of `x` `[batch, channels, ...]` with per-channel `scale` γ and
@@ -226,6 +274,35 @@ pub fn bilinear_readout(map: Tensor<4>, positions: Tensor<3>, features: Tensor<2
     Tensor::from_dispatch(<Dispatch as BilinearReadoutBackend>::bilinear_readout(
         map.into_dispatch(),
         positions.into_dispatch(),
+        features.into_dispatch(),
+    ))
+}
+
+/// Whether [`factorized_readout`] can run on these operands (flex, f32, fast kernels on, no
+/// empty axis).
+pub fn uses_factorized_kernel(map: &Tensor<4>, masks: &Tensor<3>, features: &Tensor<2>) -> bool {
+    let [batch, channels, h, w] = map.dims();
+    let [neurons, mask_h, mask_w] = masks.dims();
+    let shapes_fit = [mask_h, mask_w] == [h, w]
+        && features.dims() == [neurons, channels]
+        && [batch, channels, h, w, neurons]
+            .iter()
+            .all(|&size| size > 0);
+    let all_f32 = [map.dtype(), masks.dtype(), features.dtype()] == [DType::F32; 3];
+    shapes_fit && all_f32 && enabled() && on_flex(map)
+}
+
+/// `y[b, n] = Σ_c features[n, c] · Σ_{h,w} map[b, c, h, w] · masks[n, h, w]` `[batch, neurons]`:
+/// the factorized readout's read-out as one op with its backward (no batch × channels × neurons
+/// intermediate). Only where [`uses_factorized_kernel`] says so.
+pub fn factorized_readout(map: Tensor<4>, masks: Tensor<3>, features: Tensor<2>) -> Tensor<2> {
+    assert!(
+        uses_factorized_kernel(&map, &masks, &features),
+        "factorized_readout: unsupported operands (check uses_factorized_kernel first)"
+    );
+    Tensor::from_dispatch(<Dispatch as FactorizedReadoutBackend>::factorized_readout(
+        map.into_dispatch(),
+        masks.into_dispatch(),
         features.into_dispatch(),
     ))
 }

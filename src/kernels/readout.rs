@@ -27,6 +27,7 @@ use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
 use rayon::prelude::*;
 
 use super::extension::{flex_tensor, values};
+use super::isa::{Isa, multiversion};
 use super::memory::zeroed;
 
 /// Sizes of one read-out: map `[batch, channels, height, width]`, positions `[batch, neurons, 2]`
@@ -162,26 +163,6 @@ fn axpy(out: &mut [f32], scale: f32, x: &[f32]) {
     }
 }
 
-/// Defines `$name(args)`, which runs `$body(args)` (an `#[inline(always)]` fn) compiled for AVX2
-/// where the CPU has it: the release build targets baseline x86-64, whose 4-wide vectors halve
-/// the throughput of the dot products.
-macro_rules! with_avx2 {
-    ($name:ident => $body:ident($($arg:ident: $ty:ty),* $(,)?)) => {
-        fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                #[target_feature(enable = "avx2")]
-                fn fast($($arg: $ty),*) {
-                    $body($($arg),*)
-                }
-                // SAFETY: the CPU supports AVX2 (checked above).
-                return unsafe { fast($($arg),*) };
-            }
-            $body($($arg),*)
-        }
-    };
-}
-
 /// `[rows, cols]` → `[cols, rows]`.
 fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; values.len()];
@@ -220,8 +201,19 @@ fn tap_values(taps: &Taps, image: &[f32], feature: &[f32]) -> [f32; 4] {
 }
 
 /// `y` `[batch, neurons]` from the map `[batch, channels, h, w]`, positions `[batch, neurons, 2]`
-/// and features `[channels, neurons]`.
+/// and features `[channels, neurons]`, on [`Isa::active`].
 pub fn forward(shape: &ReadoutShape, map: &[f32], positions: &[f32], features: &[f32]) -> Vec<f32> {
+    forward_on(Isa::active(), shape, map, positions, features)
+}
+
+/// [`forward`] on the path `isa` (all paths give the same numbers).
+pub fn forward_on(
+    isa: Isa,
+    shape: &ReadoutShape,
+    map: &[f32],
+    positions: &[f32],
+    features: &[f32],
+) -> Vec<f32> {
     check_lengths(shape, map, positions, features);
     let (n, c) = (shape.neurons, shape.channels);
     let map = channels_last(shape, map);
@@ -231,18 +223,21 @@ pub fn forward(shape: &ReadoutShape, map: &[f32], positions: &[f32], features: &
         .zip(map.par_chunks(shape.image().max(1)))
         .zip(positions.par_chunks((2 * n).max(1)))
         .for_each(|((out, image), positions)| {
-            forward_image(shape, image, positions, &features, out)
+            forward_image(isa, shape, image, positions, &features, out)
         });
     out
 }
 
-with_avx2!(forward_image => forward_image_body(
-    shape: &ReadoutShape,
-    image: &[f32],
-    positions: &[f32],
-    features: &[f32],
-    out: &mut [f32],
-));
+multiversion!(
+    /// [`forward_image_body`] compiled for `isa`.
+    fn forward_image => forward_image_body(
+        shape: &ReadoutShape,
+        image: &[f32],
+        positions: &[f32],
+        features: &[f32],
+        out: &mut [f32],
+    )
+);
 
 /// [`forward`] for one image (channels-last), its positions and the features `[neurons, channels]`.
 #[inline(always)]
@@ -261,7 +256,8 @@ fn forward_image_body(
     }
 }
 
-/// Gradients of [`forward`] given the output gradient `grad` `[batch, neurons]`.
+/// Gradients of [`forward`] given the output gradient `grad` `[batch, neurons]`, on
+/// [`Isa::active`].
 pub fn backward(
     shape: &ReadoutShape,
     map: &[f32],
@@ -270,12 +266,30 @@ pub fn backward(
     grad: &[f32],
     wanted: Wanted,
 ) -> ReadoutGrads {
+    backward_on(
+        Isa::active(),
+        shape,
+        (map, positions, features),
+        grad,
+        wanted,
+    )
+}
+
+/// [`backward`] on the path `isa` (all paths give the same numbers), with the operands (map,
+/// positions, features).
+pub fn backward_on(
+    isa: Isa,
+    shape: &ReadoutShape,
+    (map, positions, features): (&[f32], &[f32], &[f32]),
+    grad: &[f32],
+    wanted: Wanted,
+) -> ReadoutGrads {
     check_lengths(shape, map, positions, features);
     assert_eq!(grad.len(), shape.batch * shape.neurons, "output gradient");
     let map = channels_last(shape, map);
     let features_nc = transpose(features, shape.channels, shape.neurons);
     let (map_grad, positions_grad) = if wanted.map || wanted.positions {
-        let (m, p) = map_and_position_grads(shape, &map, positions, &features_nc, grad);
+        let (m, p) = map_and_position_grads(isa, shape, &map, positions, &features_nc, grad);
         (wanted.map.then_some(m), wanted.positions.then_some(p))
     } else {
         (None, None)
@@ -285,13 +299,14 @@ pub fn backward(
         positions: positions_grad,
         features: wanted
             .features
-            .then(|| feature_grad(shape, &map, positions, grad)),
+            .then(|| feature_grad(isa, shape, &map, positions, grad)),
     }
 }
 
 /// Map gradient `[batch, channels, h, w]` and position gradient `[batch, neurons, 2]`, image by
 /// image (each image's map gradient is written by one task only).
 fn map_and_position_grads(
+    isa: Isa,
     shape: &ReadoutShape,
     map: &[f32],
     positions: &[f32],
@@ -311,7 +326,7 @@ fn map_and_position_grads(
         .for_each(|((((map_grad, positions_grad), image), positions), grad)| {
             let mut image_grad = vec![0.0f32; image_len]; // channels-last
             let inputs = (image, positions, features, grad);
-            image_grads(shape, inputs, &mut image_grad, positions_grad);
+            image_grads(isa, shape, inputs, &mut image_grad, positions_grad);
             transpose_into(&image_grad, shape.plane(), c, map_grad);
         });
     (map_grad, positions_grad)
@@ -321,12 +336,15 @@ fn map_and_position_grads(
 /// gradient.
 type ImageInputs<'a> = (&'a [f32], &'a [f32], &'a [f32], &'a [f32]);
 
-with_avx2!(image_grads => image_grads_body(
-    shape: &ReadoutShape,
-    inputs: ImageInputs<'_>,
-    image_grad: &mut [f32],
-    positions_grad: &mut [f32],
-));
+multiversion!(
+    /// [`image_grads_body`] compiled for `isa`.
+    fn image_grads => image_grads_body(
+        shape: &ReadoutShape,
+        inputs: ImageInputs<'_>,
+        image_grad: &mut [f32],
+        positions_grad: &mut [f32],
+    )
+);
 
 /// Adds one image's map gradient (channels-last) to `image_grad` and writes its position gradient.
 #[inline(always)]
@@ -356,24 +374,39 @@ fn image_grads_body(
 
 /// Feature gradient `[channels, neurons]`: `Σ_b grad[b, n] · bilinear(x[b], p[b, n])`, block of
 /// neurons by block, each summing over the images in order.
-fn feature_grad(shape: &ReadoutShape, map: &[f32], positions: &[f32], grad: &[f32]) -> Vec<f32> {
+fn feature_grad(
+    isa: Isa,
+    shape: &ReadoutShape,
+    map: &[f32],
+    positions: &[f32],
+    grad: &[f32],
+) -> Vec<f32> {
     let (n, c) = (shape.neurons, shape.channels);
     let mut grad_nc = vec![0.0f32; n * c];
     grad_nc
         .par_chunks_mut((NEURON_BLOCK * c).max(1))
         .enumerate()
         .for_each(|(block, acc)| {
-            feature_block(shape, (map, positions, grad), block * NEURON_BLOCK, acc)
+            feature_block(
+                isa,
+                shape,
+                (map, positions, grad),
+                block * NEURON_BLOCK,
+                acc,
+            )
         });
     transpose(&grad_nc, n, c)
 }
 
-with_avx2!(feature_block => feature_block_body(
-    shape: &ReadoutShape,
-    inputs: (&[f32], &[f32], &[f32]),
-    first: usize,
-    acc: &mut [f32],
-));
+multiversion!(
+    /// [`feature_block_body`] compiled for `isa`.
+    fn feature_block => feature_block_body(
+        shape: &ReadoutShape,
+        inputs: (&[f32], &[f32], &[f32]),
+        first: usize,
+        acc: &mut [f32],
+    )
+);
 
 /// Feature gradient `[neurons, channels]` of the neurons from `first` on that `acc` holds, from
 /// the map (channels-last), positions and output gradient of all images, summed in image order.

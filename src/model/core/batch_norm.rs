@@ -75,18 +75,31 @@ impl BatchNorm2d {
         (scale, shift)
     }
 
-    /// Normalizes with the running statistics (evaluation mode); nothing changes.
-    pub fn forward_eval(&self, x: Tensor<4>) -> Tensor<4> {
+    /// The evaluation-mode normalization folded into one per-channel multiply-add,
+    /// `x·gain + offset` with gain = scale/√(running var + ε) and offset = shift − running
+    /// mean·gain: two passes over the map instead of the four of (x − mean) / √(var + ε) ·
+    /// scale + shift; the result differs from that form by rounding only.
+    fn eval_gain_and_offset(&self) -> (Tensor<1>, Tensor<1>) {
         let mean = self.running_mean.val().detach();
         let var = self.running_var.val().detach();
         let (scale, shift) = self.scale_and_shift(&mean);
-        // Fold the statistics into one per-channel multiply-add: two passes over the map
-        // instead of the four of (x − mean) / √(var + ε) · scale + shift; the result differs
-        // from that form by rounding only.
-        let channels = mean.dims()[0];
         let gain = scale * var.add_scalar(self.eps).sqrt().recip();
         let offset = shift - mean * gain.clone();
+        (gain, offset)
+    }
+
+    /// Normalizes with the running statistics (evaluation mode); nothing changes.
+    pub fn forward_eval(&self, x: Tensor<4>) -> Tensor<4> {
+        let (gain, offset) = self.eval_gain_and_offset();
+        let channels = gain.dims()[0];
         x * gain.reshape([1, channels, 1, 1]) + offset.reshape([1, channels, 1, 1])
+    }
+
+    /// ELU of [`forward_eval`](Self::forward_eval) in one fused pass where the kernels allow
+    /// (`kernels::affine_elu`; the same numbers as the two steps).
+    pub fn forward_eval_elu(&self, x: Tensor<4>) -> Tensor<4> {
+        let (gain, offset) = self.eval_gain_and_offset();
+        crate::kernels::affine_elu(x, gain, offset)
     }
 
     /// Normalizes with the batch's own mean and biased variance (training mode) and updates the

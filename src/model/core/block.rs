@@ -187,11 +187,19 @@ impl CoreBlock {
     /// Evaluation mode: batch norm with running statistics.
     pub fn forward_eval(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self.convolve(x);
-        let x = match &self.norm {
-            Some(norm) => norm.forward_eval(x),
-            None => x,
-        };
-        self.activate(x)
+        match (&self.norm, &self.activation) {
+            // Batch norm and a plain ELU in one pass.
+            (Some(norm), Some(act)) if act.xshift == 0.0 => {
+                let y = norm.forward_eval_elu(x);
+                if act.yshift != 0.0 {
+                    y.add_scalar(act.yshift)
+                } else {
+                    y
+                }
+            }
+            (Some(norm), _) => self.activate(norm.forward_eval(x)),
+            (None, _) => self.activate(x),
+        }
     }
 
     /// Training mode: batch norm with batch statistics, running statistics updated.

@@ -14,7 +14,7 @@ use crate::model::core::{BatchNormMode, CoreConfigError, elu};
 use crate::model::encoder_core::EncoderCore;
 use crate::model::facts::DatasetFacts;
 use crate::model::modulator::Modulator;
-use crate::model::readout::gaussian::SamplingRng;
+use crate::model::readout::gaussian::{SamplingRng, draw_position_noise};
 use crate::model::readout::rf_mapping::pixels_to_grid;
 use crate::model::readout::{MultiReadout, ReadoutConfig, ReadoutError};
 use crate::model::shifter::Shifter;
@@ -280,9 +280,26 @@ impl Encoder {
         } else {
             BatchNormMode::Eval
         };
+        let [batch, ..] = images.dims();
         let x = self.core_input(images, behavior.as_ref(), pupil_center.as_ref());
-        let features = self.core.forward(x, mode);
-        self.head(features, key, behavior, pupil_center, noise)
+        let draws = noise.and_then(|rng| Some((rng, self.readout.sampled_neurons(key)?)));
+        // The readout's position noise (B·N·2 normals from one sequential stream, so the same
+        // numbers for any thread count) is drawn on a helper thread while this thread runs the
+        // core, instead of serially between the two. The core stays on this thread: the kernel
+        // choices (`kernels::use_kernels`, `use_isa`) are per thread.
+        let (features, draws) = std::thread::scope(|scope| {
+            let drawing = draws.map(|(rng, neurons)| {
+                scope.spawn(move || draw_position_noise(rng, batch, neurons))
+            });
+            let features = self.core.forward(x, mode);
+            let draws = drawing.map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            });
+            (features, draws)
+        });
+        self.head(features, key, behavior, pupil_center, draws)
     }
 
     /// Evaluation-mode predictions (running batch-norm statistics, readout at its mean positions);
@@ -306,7 +323,7 @@ impl Encoder {
         key: usize,
         behavior: Option<Tensor<2>>,
         pupil_center: Option<Tensor<2>>,
-        noise: Option<&mut SamplingRng>,
+        draws: Option<Vec<f32>>,
     ) -> Tensor<2> {
         let features = if self.config.detach_core {
             features.detach()
@@ -319,7 +336,7 @@ impl Encoder {
                 pupil_center.expect("model.shifter needs the pupil position in every batch"),
             )
         });
-        let mut y = self.readout.forward(key, features, shift, noise);
+        let mut y = self.readout.forward_with_draws(key, features, shift, draws);
         if let Some(m) = &self.modulator {
             y = y.mul(m.forward(
                 key,

@@ -157,21 +157,33 @@ impl FactorizedReadout {
         }
     }
 
-    /// Responses (B, N).
+    /// Responses (B, N): y[b, n] = Σ_c f[n, c] · Σ_{h,w} x[b, c, h, w] · Ŝ[n, h, w] + bias.
+    /// One fused op with its backward on flex (`kernels::factorized_readout`), burn ops
+    /// elsewhere.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let [b, c, h, w] = x.dims();
         let s = self.normalized_spatial();
+        let f = self.effective_features();
+        let y = if crate::kernels::uses_factorized_kernel(&x, &s, &f) {
+            crate::kernels::factorized_readout(x, s, f)
+        } else {
+            Self::read_ops(x, s, f)
+        };
+        match &self.bias {
+            Some(bias) => y + bias.val().unsqueeze_dim(0),
+            None => y,
+        }
+    }
+
+    /// The read-out (without bias) from burn ops: masks `s` (N, H, W), features `f` (N, C).
+    pub fn read_ops(x: Tensor<4>, s: Tensor<3>, f: Tensor<2>) -> Tensor<2> {
+        let [b, c, h, w] = x.dims();
         let [n, _, _] = s.dims();
         // (B, C, HW) · (HW, N) → (B, C, N)
         let pooled = x
             .reshape([b, c, h * w])
             .matmul(s.reshape([1, n, h * w]).swap_dims(1, 2));
-        let f = self.effective_features().transpose().unsqueeze_dim::<3>(0); // (1, C, N)
-        let y = (pooled * f).sum_dim(1).reshape([b, n]);
-        match &self.bias {
-            Some(bias) => y + bias.val().unsqueeze_dim(0),
-            None => y,
-        }
+        let f = f.transpose().unsqueeze_dim::<3>(0); // (1, C, N)
+        (pooled * f).sum_dim(1).reshape([b, n])
     }
 
     /// cortexfit's L1 penalty, the **per-neuron paired** form the reference intends:

@@ -26,6 +26,14 @@ use crate::model::tensor_util::{param_from_f64, tensor_from_f64, to_f64_vec, tra
 /// randomness: nothing is drawn from a process-global generator.
 pub type SamplingRng = ChaCha8Rng;
 
+/// The standard normals of one training batch's position sampling: `batch · neurons · 2` values
+/// (row-major `[batch, neurons, 2]`) taken from `rng` in order.
+pub fn draw_position_noise(rng: &mut SamplingRng, batch: usize, neurons: usize) -> Vec<f32> {
+    (0..batch * neurons * 2)
+        .map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal))
+        .collect()
+}
+
 /// Shape of the covariance factor Σ (covariance ΣΣᵀ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -351,12 +359,23 @@ impl GaussianReadout {
         noise: Option<&mut SamplingRng>,
         bank: Option<&Tensor<2>>,
     ) -> Tensor<2> {
-        let z = noise.map(|rng| {
-            let [b, ..] = x.dims();
-            let n = self.settings.n_neurons;
-            let draws: Vec<f32> = (0..b * n * 2)
-                .map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal))
-                .collect();
+        let [b, ..] = x.dims();
+        let draws = noise.map(|rng| draw_position_noise(rng, b, self.settings.n_neurons));
+        self.forward_with_draws(x, shift, draws, bank)
+    }
+
+    /// [`GaussianReadout::forward`] with the standard normals already drawn
+    /// ([`draw_position_noise`], B·N·2 values; `None` = evaluation).
+    pub fn forward_with_draws(
+        &self,
+        x: Tensor<4>,
+        shift: Option<Tensor<2>>,
+        draws: Option<Vec<f32>>,
+        bank: Option<&Tensor<2>>,
+    ) -> Tensor<2> {
+        let [b, ..] = x.dims();
+        let n = self.settings.n_neurons;
+        let z = draws.map(|draws| {
             Tensor::<3>::from_data(TensorData::new(draws, [b, n, 2]), (&x.device(), x.dtype()))
         });
         self.forward_with_noise(x, shift, z, bank)

@@ -273,6 +273,32 @@ impl MultiReadout {
         }
     }
 
+    /// The neurons N whose positions a training-mode [`MultiReadout::forward`] of dataset `key`
+    /// samples (B·N·2 normals from the noise stream): a Gaussian readout's, none otherwise.
+    pub fn sampled_neurons(&self, key: usize) -> Option<usize> {
+        match &self.readouts[key] {
+            Readout::Gaussian(g) => Some(g.settings.n_neurons),
+            Readout::Factorized(_) | Readout::PointPooled(_) => None,
+        }
+    }
+
+    /// [`MultiReadout::forward`] with the Gaussian readout's standard normals already drawn
+    /// (`gaussian::draw_position_noise`; `None` = evaluation, and for the other readouts).
+    pub fn forward_with_draws(
+        &self,
+        key: usize,
+        features: Tensor<4>,
+        shift: Option<Tensor<2>>,
+        draws: Option<Vec<f32>>,
+    ) -> Tensor<2> {
+        let bank = self.feature_bank.as_ref().map(|b| b.val());
+        match &self.readouts[key] {
+            Readout::Gaussian(g) => g.forward_with_draws(features, shift, draws, bank.as_ref()),
+            Readout::Factorized(f) => f.forward(features),
+            Readout::PointPooled(p) => p.forward(features, shift),
+        }
+    }
+
     /// The weighted regulariser of dataset `key` (shape [1]).
     pub fn regularizer(&self, key: usize) -> Tensor<1> {
         let bank = self.feature_bank.as_ref().map(|b| b.val());

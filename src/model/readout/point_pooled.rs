@@ -10,7 +10,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::bilinear::{bilinear_sample, clamp_straight_through};
+use super::bilinear::{bilinear_readout, clamp_straight_through};
 use super::gaussian::replace;
 use super::reduction::Reduction;
 use crate::model::state_dict::{StateDict, StateDictError};
@@ -162,22 +162,33 @@ impl PointPooledReadout {
     }
 
     /// Responses (B, N); `shift` (B, 2) is added to the points after the clamp.
+    ///
+    /// y[b, n] = Σ_l Σ_c bilinear(level_l[b, c], g_n) · features[l·C + c, n]: one Gaussian-style
+    /// read-out per pyramid level with that level's rows of the features, so each level runs on
+    /// the fused read-out kernel where it applies (`kernels::bilinear_readout`, no
+    /// batch × neurons × C·(L+1) intermediate) and as burn ops elsewhere.
     pub fn forward(&self, x: Tensor<4>, shift: Option<Tensor<2>>) -> Tensor<2> {
-        let [b, _, _, _] = x.dims();
+        let [b, c, _, _] = x.dims();
         let [n, _] = self.grid.dims();
         let points = self.points().unsqueeze_dim::<3>(0).expand([b, n, 2]);
         let points = match shift {
             Some(s) => points + s.unsqueeze_dim(1),
             None => points,
         };
-        let read: Vec<Tensor<3>> = self
+        let features = self.features.val();
+        let y = self
             .pyramid(x)
             .into_iter()
-            .map(|level| bilinear_sample(level, points.clone()))
-            .collect();
-        let read = Tensor::cat(read, 2); // (B, N, C·(L+1))
-        let f = self.features.val().transpose().unsqueeze_dim::<3>(0); // (1, N, K)
-        let y = (read * f).sum_dim(2).reshape([b, n]);
+            .enumerate()
+            .map(|(level, map)| {
+                bilinear_readout(
+                    map,
+                    points.clone(),
+                    features.clone().narrow(0, level * c, c),
+                )
+            })
+            .reduce(|sum, y| sum + y)
+            .expect("≥1 level");
         match &self.bias {
             Some(bias) => y + bias.val().unsqueeze_dim(0),
             None => y,

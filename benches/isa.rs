@@ -1,0 +1,119 @@
+//! The channel-wise convolution kernels (13×13 depthwise, 15×15 input conv; forward, input
+//! gradient, filter gradient) at the lurz2020 training shapes, on every instruction-set path this
+//! CPU has, timed in **process CPU time** (best of 7) rather than wall time, so that other
+//! processes on a shared machine disturb the figures less (cache sharing still does).
+//!
+//! Run: `RAYON_NUM_THREADS=1 cargo bench --bench isa` (one thread: CPU time = the kernel's time).
+//! Prints GFLOP/s per busy core (FLOPs ÷ CPU seconds) and its share of one core's f32 peak (clock × 32 FLOP per cycle; see
+//! `benches/kernels.rs` for the peak and `PEAK_GHZ` / `PEAK_FLOP_PER_CYCLE`).
+
+use cortexfit::kernels::Isa;
+use cortexfit::kernels::channelwise::{
+    ChannelwiseShape, forward_on, input_grad_on, weight_grad_on,
+};
+
+/// CPU time of this process in seconds.
+fn cpu_seconds() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec to write to.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
+
+/// Smallest CPU time of 7 runs of `f`, after one warm-up run.
+fn best_of_7(mut f: impl FnMut()) -> f64 {
+    f();
+    (0..7)
+        .map(|_| {
+            let start = cpu_seconds();
+            f();
+            cpu_seconds() - start
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// One core's f32 peak in GFLOP/s: clock (`PEAK_GHZ`, else `cpu MHz` of /proc/cpuinfo) × FLOP per
+/// cycle (`PEAK_FLOP_PER_CYCLE`, default 32).
+fn core_peak() -> f64 {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f64>().ok());
+    let mhz = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("cpu MHz"))
+                .and_then(|l| l.split_once(':'))
+                .and_then(|(_, v)| v.trim().parse::<f64>().ok())
+        });
+    let ghz = env("PEAK_GHZ").or(mhz.map(|m| m / 1e3)).unwrap_or(f64::NAN);
+    ghz * env("PEAK_FLOP_PER_CYCLE").unwrap_or(32.0)
+}
+
+fn values(n: usize, period: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| (i % period) as f32 / period as f32)
+        .collect()
+}
+
+fn main() {
+    let peak = core_peak();
+    println!(
+        "channel-wise conv kernels, batch 64, {} rayon thread(s), best of 7, process CPU time; best path here: {}; one core's peak {peak:.0} GFLOP/s",
+        rayon::current_num_threads(),
+        Isa::best()
+    );
+    println!(
+        "| {:<16} | {:<8} | {:>20} | {:>20} | {:>20} |",
+        "conv", "path", "forward", "input gradient", "filter gradient"
+    );
+    println!(
+        "|{:-<18}|{:-<10}|{:->22}|{:->22}|{:->22}|",
+        "", "", "", "", ""
+    );
+    let shape = |channels, shared_input, in_h, in_w, k, pad| ChannelwiseShape {
+        batch: 64,
+        channels,
+        shared_input,
+        in_h,
+        in_w,
+        kernel_h: k,
+        kernel_w: k,
+        pad_h: pad,
+        pad_w: pad,
+    };
+    let convs = [
+        ("depthwise 13×13", shape(64, false, 22, 50, 13, 6)),
+        ("input 15×15", shape(64, true, 36, 64, 15, 0)),
+    ];
+    for (name, s) in convs {
+        let x = values(s.batch * s.in_channels() * s.in_h * s.in_w, 97);
+        let w = values(s.channels * s.kernel_h * s.kernel_w, 13);
+        let g = values(s.batch * s.channels * s.out_h() * s.out_w(), 31);
+        let taps = s.kernel_h * s.kernel_w;
+        let flops = 2.0 * (s.batch * s.channels * s.out_h() * s.out_w() * taps) as f64;
+        let cell = |seconds: f64| {
+            // CPU time sums over threads: this is the rate per busy core.
+            let rate = flops / seconds / 1e9;
+            format!(
+                "{:.1} ms {:.0} GF/s {:.0}%",
+                seconds * 1e3,
+                rate,
+                100.0 * rate / peak
+            )
+        };
+        for isa in Isa::supported() {
+            let forward = best_of_7(|| drop(std::hint::black_box(forward_on(isa, &s, &x, &w))));
+            let input = best_of_7(|| drop(std::hint::black_box(input_grad_on(isa, &s, &w, &g))));
+            let filter = best_of_7(|| drop(std::hint::black_box(weight_grad_on(isa, &s, &x, &g))));
+            println!(
+                "| {name:<16} | {:<8} | {:>20} | {:>20} | {:>20} |",
+                isa.name(),
+                cell(forward),
+                cell(input),
+                cell(filter)
+            );
+        }
+    }
+}

@@ -44,11 +44,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for path in &args.data {
         let (key, set) = trained.load_data(path)?;
         let Some(evaluation) = trained.evaluate(key, &set, args.tier) else {
+            let present: Vec<&str> = Tier::ALL
+                .into_iter()
+                .filter(|&t| !set.tier(t).is_empty())
+                .map(Tier::as_str)
+                .collect();
             anyhow::bail!(
-                "{} (data key {}) has no trials in tier `{}`",
+                "{} (data key {}) has no trials in tier `{}`; it has {} (choose one with --tier)",
                 path.display(),
                 set.data_key(),
-                args.tier
+                args.tier,
+                present.join(", ")
             );
         };
         if evaluation.summary.repeated_images == 0 {

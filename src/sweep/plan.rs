@@ -28,6 +28,24 @@ pub struct PlannedFit {
     pub canonical: String,
     /// Why the configuration could not be resolved (the fit is then recorded as failed).
     pub error: Option<String>,
+    /// What the fit does: `train`, `transfer` or `ensemble` (plans written before fits had their
+    /// own kind: the plan's).
+    #[serde(default)]
+    pub kind: String,
+    /// `ensemble` fits: the ids of the member fits (listed earlier in the plan).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+}
+
+impl PlannedFit {
+    /// The fit's kind (`train`, `transfer`, `ensemble`).
+    pub fn kind<'a>(&'a self, plan: &'a Plan) -> &'a str {
+        if self.kind.is_empty() {
+            &plan.kind
+        } else {
+            &self.kind
+        }
+    }
 }
 
 /// Everything a worker needs to run any fit of a sweep (`SWEEP/plan.json`).
@@ -93,35 +111,30 @@ impl Plan {
             None => None,
         };
         let mut fits = Vec::new();
+        let mut ensembles = Vec::new();
         for point in spec.points() {
-            let mut overrides = spec.set.clone();
-            overrides.extend(point.iter().map(|(k, v)| override_text(k, v)));
-            let point_json = point_to_json(&point);
-            let resolved = resolve(spec, &overrides);
-            let (config, canonical, error) = match resolved {
-                Ok(config) => {
-                    let doc = id_document(&config, spec.kind, &fingerprints, &core_fingerprint)?;
-                    (Some(config), canonical_json(&doc), None)
-                }
-                Err(e) => {
-                    // Unresolvable: the id hashes what was asked for, so it stays stable too.
-                    let doc = serde_json::json!({
-                        "unresolved": {"base": format!("{:?}", spec.base), "overrides": overrides},
-                        "datasets": fingerprints,
-                    });
-                    (None, canonical_json(&doc), Some(format!("{e:#}")))
-                }
-            };
-            fits.push(PlannedFit {
-                id: fit_id(&canonical),
-                label: label(&point),
-                point: point_json,
-                overrides,
-                config,
-                canonical,
-                error,
-            });
+            if spec.kind != FitKind::Ensemble {
+                fits.push(plan_fit(
+                    spec,
+                    spec.kind,
+                    &point,
+                    &fingerprints,
+                    &core_fingerprint,
+                )?);
+                continue;
+            }
+            // One ensemble: a `train` fit per seed, then the ensemble of their ids.
+            let mut members = Vec::new();
+            for &seed in &spec.seeds {
+                let mut with_seed = point.clone();
+                with_seed.insert("seed".into(), toml::Value::Integer(seed as i64));
+                let member = plan_fit(spec, FitKind::Train, &with_seed, &fingerprints, &None)?;
+                members.push(member);
+            }
+            ensembles.push(ensemble_fit(spec, &point, &members)?);
+            fits.extend(members);
         }
+        fits.extend(ensembles);
         let mut seen = std::collections::HashSet::new();
         fits.retain(|f| seen.insert(f.id.clone()));
         Ok(Self {
@@ -166,8 +179,11 @@ impl Plan {
         serde_json::from_str(&text).with_context(|| format!("{}: not a sweep plan", path.display()))
     }
 
-    /// The [`TransferRequest`] of a transfer fit into `run_dir`.
+    /// The [`TransferRequest`] of a transfer fit into `run_dir` (`None` for other kinds).
     pub fn transfer_request(&self, fit: &PlannedFit, run_dir: &Path) -> Option<TransferRequest> {
+        if fit.kind(self) != FitKind::Transfer.name() {
+            return None;
+        }
         self.core.as_ref().map(|core| TransferRequest {
             core_run: core.clone(),
             data: self.data.clone(),
@@ -182,15 +198,85 @@ impl Plan {
     }
 }
 
+/// One `train` or `transfer` fit at `point`.
+fn plan_fit(
+    spec: &SweepSpec,
+    kind: FitKind,
+    point: &Point,
+    fingerprints: &[String],
+    core_fingerprint: &Option<String>,
+) -> anyhow::Result<PlannedFit> {
+    let mut overrides = spec.set.clone();
+    overrides.extend(point.iter().map(|(k, v)| override_text(k, v)));
+    let (config, canonical, error) = match resolve(spec, kind, &overrides) {
+        Ok(config) => {
+            let doc = id_document(&config, kind, fingerprints, core_fingerprint)?;
+            (Some(config), canonical_json(&doc), None)
+        }
+        Err(e) => {
+            // Unresolvable: the id hashes what was asked for, so it stays stable too.
+            let doc = serde_json::json!({
+                "unresolved": {"base": format!("{:?}", spec.base), "overrides": overrides},
+                "datasets": fingerprints,
+            });
+            (None, canonical_json(&doc), Some(format!("{e:#}")))
+        }
+    };
+    Ok(PlannedFit {
+        id: fit_id(&canonical),
+        label: label(point),
+        point: point_to_json(point),
+        overrides,
+        config,
+        canonical,
+        error,
+        kind: kind.name().to_string(),
+        members: Vec::new(),
+    })
+}
+
+/// The ensemble of `members` (one per seed) at `point`. Its id hashes its kind and its members'
+/// ids; the hashed document also carries the members' shared config (with `seed` = the list of
+/// seeds) and datasets, so `cortexfit results` groups and filters ensembles by config keys too.
+fn ensemble_fit(
+    spec: &SweepSpec,
+    point: &Point,
+    members: &[PlannedFit],
+) -> anyhow::Result<PlannedFit> {
+    let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+    let mut doc = serde_json::json!({"kind": FitKind::Ensemble.name(), "members": ids});
+    if let Some(first) = members.iter().find(|m| m.error.is_none()) {
+        let member_doc: serde_json::Value = serde_json::from_str(&first.canonical)?;
+        let mut config = member_doc["config"].clone();
+        config["seed"] = serde_json::json!(spec.seeds);
+        doc["config"] = config;
+        doc["datasets"] = member_doc["datasets"].clone();
+    }
+    let canonical = canonical_json(&doc);
+    let mut overrides = spec.set.clone();
+    overrides.extend(point.iter().map(|(k, v)| override_text(k, v)));
+    Ok(PlannedFit {
+        id: fit_id(&canonical),
+        label: label(point),
+        point: point_to_json(point),
+        overrides,
+        config: None,
+        canonical,
+        error: None,
+        kind: FitKind::Ensemble.name().to_string(),
+        members: ids,
+    })
+}
+
 /// The fully resolved configuration of one fit.
-fn resolve(spec: &SweepSpec, overrides: &[String]) -> anyhow::Result<RunConfig> {
+fn resolve(spec: &SweepSpec, kind: FitKind, overrides: &[String]) -> anyhow::Result<RunConfig> {
     let paths: Vec<toml::Value> = spec
         .data
         .iter()
         .map(|p| toml::Value::String(p.display().to_string()))
         .collect();
-    match spec.kind {
-        FitKind::Train => {
+    match kind {
+        FitKind::Train | FitKind::Ensemble => {
             let mut all = vec![format!("data.paths={}", toml::Value::Array(paths))];
             all.extend(overrides.iter().cloned());
             Ok(match &spec.base {

@@ -338,7 +338,9 @@ mod tests {
         let text = per_fit(&refs, &axis_keys(&refs), &metrics).render();
         assert!(text.contains("0.9000"), "{text}");
         let t = per_fit(&refs, &[], &["epochs".into()]);
-        assert_eq!(t.rows[0][3], serde_json::json!(3), "epochs are counts");
+        assert_eq!(t.header[3], "kind");
+        assert_eq!(t.rows[0][3], serde_json::json!(refs[0].kind));
+        assert_eq!(t.rows[0][4], serde_json::json!(3), "epochs are counts");
         assert!(check_metrics(&["test.fraction_orcale".into()]).is_err());
         assert!("trainer.lr".parse::<Filter>().is_err());
     }

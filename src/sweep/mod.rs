@@ -43,5 +43,5 @@ pub mod worker;
 pub use plan::{Plan, PlannedFit};
 pub use spec::SweepSpec;
 pub use store::{FitRecord, Status, Store};
-pub use submit::{SweepReport, submit};
+pub use submit::{SweepReport, submit, submit_plan};
 pub use worker::{Outcome, rebuild, run_fit};

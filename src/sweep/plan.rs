@@ -97,19 +97,7 @@ impl Plan {
             .iter()
             .map(|d| dataset_fingerprint(d))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let core_fingerprint = match &spec.core {
-            Some(core) => {
-                let best = core.join("best.safetensors");
-                Some(file_fingerprint(&best).with_context(|| {
-                    format!(
-                        "the transfer core {} (a finished single run; ensembles are not supported \
-                         as sweep cores)",
-                        core.display()
-                    )
-                })?)
-            }
-            None => None,
-        };
+        let core_fp = spec.core.as_deref().map(core_fingerprint).transpose()?;
         let mut fits = Vec::new();
         let mut ensembles = Vec::new();
         for point in spec.points() {
@@ -119,7 +107,7 @@ impl Plan {
                     spec.kind,
                     &point,
                     &fingerprints,
-                    &core_fingerprint,
+                    &core_fp,
                 )?);
                 continue;
             }
@@ -208,30 +196,91 @@ fn plan_fit(
 ) -> anyhow::Result<PlannedFit> {
     let mut overrides = spec.set.clone();
     overrides.extend(point.iter().map(|(k, v)| override_text(k, v)));
-    let (config, canonical, error) = match resolve(spec, kind, &overrides) {
-        Ok(config) => {
-            let doc = id_document(&config, kind, fingerprints, core_fingerprint)?;
-            (Some(config), canonical_json(&doc), None)
-        }
-        Err(e) => {
-            // Unresolvable: the id hashes what was asked for, so it stays stable too.
-            let doc = serde_json::json!({
-                "unresolved": {"base": format!("{:?}", spec.base), "overrides": overrides},
-                "datasets": fingerprints,
-            });
-            (None, canonical_json(&doc), Some(format!("{e:#}")))
-        }
-    };
-    Ok(PlannedFit {
-        id: fit_id(&canonical),
-        label: label(point),
-        point: point_to_json(point),
+    let resolved = resolve(spec, kind, &overrides);
+    let base = format!("{:?}", spec.base);
+    PlannedFit::new(
+        kind,
+        label(point),
+        point_to_json(point),
         overrides,
-        config,
-        canonical,
-        error,
-        kind: kind.name().to_string(),
-        members: Vec::new(),
+        resolved,
+        &base,
+        fingerprints,
+        core_fingerprint,
+    )
+}
+
+impl PlannedFit {
+    /// A `train` or `transfer` fit whose configuration `resolved` was resolved from `base` (a
+    /// description of where it started: preset, file) and `overrides`; `fingerprints` are its
+    /// datasets' ([`dataset_fingerprint`]), `core` the transferred core's file fingerprint.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        kind: FitKind,
+        label: String,
+        point: serde_json::Map<String, serde_json::Value>,
+        overrides: Vec<String>,
+        resolved: anyhow::Result<RunConfig>,
+        base: &str,
+        fingerprints: &[String],
+        core: &Option<String>,
+    ) -> anyhow::Result<Self> {
+        let (config, canonical, error) = match resolved {
+            Ok(config) => {
+                let doc = id_document(&config, kind, fingerprints, core)?;
+                (Some(config), canonical_json(&doc), None)
+            }
+            Err(e) => {
+                // Unresolvable: the id hashes what was asked for, so it stays stable too.
+                let doc = serde_json::json!({
+                    "unresolved": {"base": base, "overrides": overrides},
+                    "datasets": fingerprints,
+                });
+                (None, canonical_json(&doc), Some(format!("{e:#}")))
+            }
+        };
+        Ok(PlannedFit {
+            id: fit_id(&canonical),
+            label,
+            point,
+            overrides,
+            config,
+            canonical,
+            error,
+            kind: kind.name().to_string(),
+            members: Vec::new(),
+        })
+    }
+}
+
+/// The configuration of a `train` fit: `base` with the datasets `data`, then `overrides`.
+pub fn train_config(
+    base: &Base,
+    data: &[PathBuf],
+    overrides: &[String],
+) -> anyhow::Result<RunConfig> {
+    let paths: Vec<toml::Value> = data
+        .iter()
+        .map(|p| toml::Value::String(p.display().to_string()))
+        .collect();
+    let mut all = vec![format!("data.paths={}", toml::Value::Array(paths))];
+    all.extend(overrides.iter().cloned());
+    Ok(match base {
+        Base::Preset(name) => {
+            RunConfig::preset(name)?.with_overrides(&format!("preset {name}"), &all)?
+        }
+        Base::File(file) => RunConfig::from_file(file, &all)?,
+    })
+}
+
+/// The fingerprint of a transfer core: its run's `best.safetensors`.
+pub fn core_fingerprint(core: &Path) -> anyhow::Result<String> {
+    let best = core.join("best.safetensors");
+    file_fingerprint(&best).with_context(|| {
+        format!(
+            "the transfer core {} (a finished single run; ensembles are not supported as cores)",
+            core.display()
+        )
     })
 }
 
@@ -270,22 +319,8 @@ fn ensemble_fit(
 
 /// The fully resolved configuration of one fit.
 fn resolve(spec: &SweepSpec, kind: FitKind, overrides: &[String]) -> anyhow::Result<RunConfig> {
-    let paths: Vec<toml::Value> = spec
-        .data
-        .iter()
-        .map(|p| toml::Value::String(p.display().to_string()))
-        .collect();
     match kind {
-        FitKind::Train | FitKind::Ensemble => {
-            let mut all = vec![format!("data.paths={}", toml::Value::Array(paths))];
-            all.extend(overrides.iter().cloned());
-            Ok(match &spec.base {
-                Base::Preset(name) => {
-                    RunConfig::preset(name)?.with_overrides(&format!("preset {name}"), &all)?
-                }
-                Base::File(file) => RunConfig::from_file(file, &all)?,
-            })
-        }
+        FitKind::Train | FitKind::Ensemble => train_config(&spec.base, &spec.data, overrides),
         FitKind::Transfer => {
             let core = spec.core.as_ref().context("a transfer sweep has a core")?;
             let source = RunConfig::from_file(&core.join("config.toml"), &[])?;
@@ -339,7 +374,8 @@ fn id_document(
     Ok(doc)
 }
 
-fn point_to_json(point: &Point) -> serde_json::Map<String, serde_json::Value> {
+/// A point's axis values as a JSON object.
+pub fn point_to_json(point: &Point) -> serde_json::Map<String, serde_json::Value> {
     point
         .iter()
         .map(|(k, v)| {

@@ -37,7 +37,25 @@ pub fn submit(
     exe: &Path,
     retry_failed: bool,
 ) -> anyhow::Result<SweepReport> {
-    let mut plan = Plan::make(spec)?;
+    submit_plan(
+        Plan::make(spec)?,
+        sweep_dir,
+        store_url,
+        engine,
+        exe,
+        retry_failed,
+    )
+}
+
+/// [`submit`] for a plan made otherwise (e.g. by `cortexfit experiment data-efficiency`).
+pub fn submit_plan(
+    mut plan: Plan,
+    sweep_dir: &Path,
+    store_url: &str,
+    engine: &mut dyn Engine,
+    exe: &Path,
+    retry_failed: bool,
+) -> anyhow::Result<SweepReport> {
     let new_ids: Vec<String> = plan.fits.iter().map(|f| f.id.clone()).collect();
     if sweep_dir.join("plan.json").exists() {
         let old = Plan::read(sweep_dir)?;

@@ -166,14 +166,9 @@ fn data_efficiency(args: DataEfficiencyArgs) -> anyhow::Result<()> {
         out: out.clone(),
         identity,
     };
-    run_data_efficiency(
-        &spec,
-        &setup,
-        engine.as_mut(),
-        &exe,
-        &url,
-        &mut |line| eprintln!("{line}"),
-    )?;
+    run_data_efficiency(&spec, &setup, engine.as_mut(), &exe, &url, &mut |line| {
+        eprintln!("{line}")
+    })?;
     eprintln!(
         "results: {}  figure: {}",
         out.join("results.csv").display(),

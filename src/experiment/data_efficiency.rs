@@ -52,13 +52,13 @@ pub fn run_data_efficiency(
     std::fs::create_dir_all(&spec.out)
         .with_context(|| format!("creating {}", spec.out.display()))?;
     check_identity(&spec.out, &spec.identity)?;
-    let available = count_train_images(&setup.data)
-        .context("counting the training images of the dataset")?;
+    let available =
+        count_train_images(&setup.data).context("counting the training images of the dataset")?;
     let fits = plan(&spec.conditions, &spec.images, &spec.seeds);
-    let name = spec
-        .out
-        .file_name()
-        .map_or_else(|| "data-efficiency".into(), |n| n.to_string_lossy().to_string());
+    let name = spec.out.file_name().map_or_else(
+        || "data-efficiency".into(),
+        |n| n.to_string_lossy().to_string(),
+    );
     let images = |f: &super::spec::Fit| f.images.resolve(available);
     let sweep_plan = setup.plan(&name, &fits, &images, available)?;
     let ids: Vec<String> = sweep_plan.fits.iter().map(|f| f.id.clone()).collect();
@@ -174,7 +174,6 @@ pub fn write_outputs(out: &Path, rows: &[ResultRow]) -> anyhow::Result<()> {
     }
     plot_data_efficiency(&summarize(rows), first.metric, out, "data_efficiency")
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -246,9 +246,16 @@ mod tests {
         let ids: std::collections::HashSet<&str> = p.fits.iter().map(|f| f.id.as_str()).collect();
         assert_eq!(ids.len(), 8, "distinct fits, distinct ids");
         // Goal-directed without its config: a fit recorded as failed with the reason.
-        let gd = p.fits.iter().find(|f| f.label == "goal-directed_250_s1").unwrap();
+        let gd = p
+            .fits
+            .iter()
+            .find(|f| f.label == "goal-directed_250_s1")
+            .unwrap();
         assert!(
-            gd.error.as_deref().unwrap().contains("--goal-directed-config"),
+            gd.error
+                .as_deref()
+                .unwrap()
+                .contains("--goal-directed-config"),
             "{gd:?}"
         );
     }

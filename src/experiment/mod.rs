@@ -17,6 +17,6 @@ pub mod results;
 pub mod spec;
 
 pub use data_efficiency::{DataEfficiency, run_data_efficiency};
-pub use results::{ResultRow, Score, ScoreMetric, SummaryPoint, score_from_summary, summarize};
 pub use fits::Setup;
+pub use results::{ResultRow, Score, ScoreMetric, SummaryPoint, score_from_summary, summarize};
 pub use spec::{Condition, Fit, ImageCount};

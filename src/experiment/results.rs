@@ -243,7 +243,6 @@ mod tests {
         assert!(err.contains("no validation metrics"), "{err}");
     }
 
-
     fn row(condition: Condition, n: usize, seed: u64, score: f64) -> ResultRow {
         ResultRow {
             condition,

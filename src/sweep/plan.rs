@@ -102,13 +102,7 @@ impl Plan {
         let mut ensembles = Vec::new();
         for point in spec.points() {
             if spec.kind != FitKind::Ensemble {
-                fits.push(plan_fit(
-                    spec,
-                    spec.kind,
-                    &point,
-                    &fingerprints,
-                    &core_fp,
-                )?);
+                fits.push(plan_fit(spec, spec.kind, &point, &fingerprints, &core_fp)?);
                 continue;
             }
             // One ensemble: a `train` fit per seed, then the ensemble of their ids.

@@ -326,7 +326,8 @@ fn sweep_cancel_stops_a_local_run_and_retry_continues_the_fit() {
 
 /// On the SLURM cluster of `tests/cli/sweep.rs` (`conf` = its slurm.conf): the ensemble sweep
 /// gives the local engine's ids and metrics (its ensembles run in a second job array that
-/// waits for the members' array), and `sweep cancel` cancels running and queued array tasks.
+/// waits for the members' array), `experiment data-efficiency --engine slurm` gives the local
+/// engine's results.csv, and `sweep cancel` cancels running and queued array tasks.
 pub fn slurm_ensemble_and_cancel(tmp: &Path, conf: &Path) {
     let with_conf = |mut c: Command| {
         c.env("SLURM_CONF", conf);
@@ -385,6 +386,56 @@ pub fn slurm_ensemble_and_cancel(tmp: &Path, conf: &Path) {
             assert_eq!(r[key], local[id][key], "{id} {key}: SLURM vs local");
         }
     }
+
+    // The data-efficiency experiment: queued on SLURM, collected by the same command later.
+    let experiment = |engine: &str, out: &str| {
+        let mut c = with_conf(cortexfit());
+        c.args([
+            "experiment",
+            "data-efficiency",
+            "--config",
+            "lurz2020",
+            "--data",
+        ])
+        .arg(tmp.join("sim"))
+        .args([
+            "--images",
+            "50,all",
+            "--conditions",
+            "direct",
+            "--seeds",
+            "1,2",
+        ])
+        .args(["--threads", "1", "--engine", engine, "--out"])
+        .arg(tmp.join(out));
+        for o in [
+            "model.core.hidden_channels=8",
+            "model.core.layers=2",
+            "trainer.max_epochs=2",
+        ] {
+            c.args(["--set", o]);
+        }
+        c
+    };
+    let out = run_ok(&mut experiment("slurm", "exp-slurm"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("submitted job array") && stderr.contains("4 fits are queued or running"),
+        "{stderr}"
+    );
+    let job = std::fs::read_to_string(tmp.join("exp-slurm/slurm/jobs.txt")).unwrap();
+    wait_queue_empty(job.trim());
+    let again = run_ok(&mut experiment("slurm", "exp-slurm"));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(
+        stderr.matches("done before, skipped").count(),
+        4,
+        "{stderr}"
+    );
+    run_ok(&mut experiment("local", "exp-local"));
+    let csv = |out: &str| std::fs::read_to_string(tmp.join(out).join("results.csv")).unwrap();
+    assert_eq!(csv("exp-slurm").lines().count(), 5);
+    assert_eq!(csv("exp-slurm"), csv("exp-local"), "SLURM vs local");
 
     // Cancel: one fit at a time fills the node (cpus = every core), the others wait queued.
     let cores = String::from_utf8(run_ok(&mut Command::new("nproc")).stdout).unwrap();

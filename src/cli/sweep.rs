@@ -35,9 +35,10 @@ pub enum Command {
 /// Where a sweep lives.
 #[derive(clap::Args, Debug)]
 pub struct Location {
-    /// The sweep spec (TOML; see README "Running many fits").
-    #[arg(value_name = "SPEC")]
-    pub spec: PathBuf,
+    /// The sweep spec (TOML; see README "Running many fits"). `status` and `cancel` take
+    /// `--dir DIR` instead (e.g. an `experiment data-efficiency --out` folder).
+    #[arg(value_name = "SPEC", required_unless_present = "dir")]
+    pub spec: Option<PathBuf>,
     /// The sweep folder (default: next to the spec, named after the sweep).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
@@ -104,14 +105,26 @@ pub enum EngineKind {
 
 impl Location {
     fn read(&self) -> anyhow::Result<(SweepSpec, PathBuf)> {
-        let spec = SweepSpec::read(&self.spec)?;
+        let path = self
+            .spec
+            .as_ref()
+            .context("give the sweep spec (SPEC): this command plans from it")?;
+        let spec = SweepSpec::read(path)?;
         let dir = match &self.dir {
             Some(d) => d.clone(),
-            None => self.spec.parent().unwrap_or(Path::new("")).join(&spec.name),
+            None => path.parent().unwrap_or(Path::new("")).join(&spec.name),
         };
         let dir =
             std::path::absolute(&dir).with_context(|| format!("resolving {}", dir.display()))?;
         Ok((spec, dir))
+    }
+
+    /// The sweep folder: `--dir`, else the one the spec names.
+    fn folder(&self) -> anyhow::Result<PathBuf> {
+        match &self.dir {
+            Some(d) => std::path::absolute(d).with_context(|| format!("resolving {}", d.display())),
+            None => Ok(self.read()?.1),
+        }
     }
 
     fn store_url(&self, dir: &Path) -> String {
@@ -252,7 +265,7 @@ fn submit(args: RunArgs, retry: bool) -> anyhow::Result<()> {
 }
 
 fn status(args: DirArgs) -> anyhow::Result<()> {
-    let (_spec, dir) = args.location.read()?;
+    let dir = args.location.folder()?;
     let plan = Plan::read(&dir)?;
     let mut store = store::open(&args.location.store_url(&dir))?;
     let mut table =
@@ -317,7 +330,7 @@ fn status(args: DirArgs) -> anyhow::Result<()> {
 }
 
 fn cancel(args: DirArgs) -> anyhow::Result<()> {
-    let (_spec, dir) = args.location.read()?;
+    let dir = args.location.folder()?;
     let report = crate::sweep::cancel::cancel(&dir, &args.location.store_url(&dir))?;
     if !report.slurm_jobs.is_empty() {
         eprintln!(

@@ -287,8 +287,8 @@ fn sweep_cancel_stops_a_local_run_and_retry_continues_the_fit() {
             .contains("cancelled by `cortexfit sweep cancel`"),
         "{row}"
     );
-    // No process of the sweep is left: the worker's pid is gone.
-    let job = run_ok(cortexfit().args(["sweep", "status"]).arg(&spec));
+    // No process of the sweep is left: the worker's pid is gone. (`--dir` instead of the spec.)
+    let job = run_ok(cortexfit().args(["sweep", "status", "--dir"]).arg(&dir));
     let text = String::from_utf8_lossy(&job.stdout);
     assert!(
         text.contains("1 failed, 1 not submitted") && !text.contains("worker gone"),

@@ -1,4 +1,27 @@
-//! Plain-text tables for the terminal.
+//! Plain-text tables for the terminal; the figures' embedded font ([`font`]).
+
+/// The font of every figure: an embedded subset of DejaVu Sans (`assets/fonts`, Bitstream Vera
+/// licence + public domain), so no system font or library is needed.
+pub(crate) mod font {
+    use std::sync::Once;
+
+    const FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans-subset.ttf");
+    /// The family name the figures' text styles use.
+    pub(crate) const FAMILY: &str = "sans-serif";
+
+    /// Registers the font with `plotters` (once per process).
+    pub(crate) fn register_font() {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            // The font is part of the binary and checked by the tests; failure here is a build
+            // defect.
+            let style = plotters::style::FontStyle::Normal;
+            if plotters::style::register_font(FAMILY, style, FONT).is_err() {
+                eprintln!("warning: the embedded plot font could not be read; text may be missing");
+            }
+        });
+    }
+}
 
 /// A table with a header row, right-aligned numeric columns and a left-aligned first column.
 pub struct Table {

@@ -358,6 +358,9 @@ mod transfer;
 #[path = "cli/sweep.rs"]
 mod sweep;
 
+#[path = "cli/sweep_kinds.rs"]
+mod sweep_kinds;
+
 #[path = "cli/ensemble.rs"]
 mod ensemble;
 

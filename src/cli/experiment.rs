@@ -4,9 +4,15 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::experiment::runner::{CommandRunner, ConfigSource};
+use crate::experiment::fits::{Setup, config_source};
 use crate::experiment::spec::{Condition, ImageCount, parse_list};
 use crate::experiment::{DataEfficiency, run_data_efficiency};
+use crate::sweep::engine::Engine;
+use crate::sweep::engine::local::LocalEngine;
+use crate::sweep::engine::slurm::SlurmEngine;
+use crate::sweep::plan::ResourcesRecord;
+
+use super::sweep::EngineKind;
 
 /// Experiments.
 #[derive(clap::Subcommand, Debug)]
@@ -51,10 +57,23 @@ pub struct DataEfficiencyArgs {
     /// Wall-clock budget per fit.
     #[arg(long, value_name = "M")]
     pub max_minutes: Option<f64>,
-    /// Worker threads of each fit (default: all cores).
+    /// Worker threads of each fit (default: all cores split between the `--jobs`; with
+    /// `--engine slurm` the CPUs of each array task, default 1).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Output folder (fits in `OUT/<condition>_<images>_s<seed>/`, `results.csv`, the figure).
+    /// Where the fits run (as `cortexfit sweep run`): `local` (this machine, waits for the end)
+    /// or `slurm` (one job array; run the command again once it ended to collect the results).
+    #[arg(long, value_enum, default_value = "local")]
+    pub engine: EngineKind,
+    /// `--engine local`: fits at a time.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub jobs: usize,
+    /// The results store of the fits: an SQLite file (`sqlite:PATH` or a path) or
+    /// `postgres://…` (default: the one the experiment was run with, else OUT/results.sqlite).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Output folder: a sweep folder (plan.json, runs/<id>/, results.sqlite, logs/) with
+    /// `results.csv`, the figure and a link `OUT/<condition>_<images>_s<seed>` to each fit.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 }
@@ -84,17 +103,11 @@ fn data_efficiency(args: DataEfficiencyArgs) -> anyhow::Result<()> {
              --goal-directed-config FILE (a config whose [model] core is goal-directed)"
         );
     }
-    let source = |text: &str| -> anyhow::Result<ConfigSource> {
-        Ok(match ConfigSource::parse(text) {
-            ConfigSource::File(f) => ConfigSource::File(absolute(&f)?),
-            preset => preset,
-        })
-    };
-    let config = source(&args.config)?;
+    let config = config_source(&args.config)?;
     let goal_directed_config = args
         .goal_directed_config
         .as_deref()
-        .map(source)
+        .map(config_source)
         .transpose()?;
     let data = absolute(&args.data)?;
     let core = args.core.as_deref().map(absolute).transpose()?;
@@ -109,19 +122,43 @@ fn data_efficiency(args: DataEfficiencyArgs) -> anyhow::Result<()> {
         "overrides": args.overrides,
         "max_minutes": args.max_minutes,
     });
-    let mut runner = CommandRunner {
-        exe: std::env::current_exe().context("locating the cortexfit executable")?,
+    let resources = ResourcesRecord {
+        cpus: args.threads.unwrap_or(1),
+        memory: None,
+        time: None,
+        partition: None,
+        gpus: 0,
+    };
+    let mut engine: Box<dyn Engine> = match args.engine {
+        EngineKind::Local => Box::new(LocalEngine::new(
+            args.jobs,
+            args.threads.map(|t| t * args.jobs),
+        )?),
+        EngineKind::Slurm => {
+            anyhow::ensure!(
+                args.jobs == 1,
+                "--jobs is for --engine local; on SLURM every fit is an array task"
+            );
+            Box::new(SlurmEngine {
+                resources: resources.clone(),
+                name: "data-efficiency".into(),
+            })
+        }
+    };
+    let setup = Setup {
         data,
         config,
         goal_directed_config,
         core,
         update_bn: args.update_bn,
         overrides: args.overrides,
-        threads: args.threads,
         max_minutes: args.max_minutes,
-        log_dir: out.join("logs"),
-        available: Default::default(),
+        resources,
     };
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let url = super::sweep::store_url(args.store.as_deref(), &out);
+    crate::io::atomic_write(&out.join("store.txt"), url.as_bytes())?;
+    let exe = std::env::current_exe().context("locating the cortexfit executable")?;
     let spec = DataEfficiency {
         conditions,
         images,
@@ -129,7 +166,9 @@ fn data_efficiency(args: DataEfficiencyArgs) -> anyhow::Result<()> {
         out: out.clone(),
         identity,
     };
-    run_data_efficiency(&spec, &mut runner, &mut |line| eprintln!("{line}"))?;
+    run_data_efficiency(&spec, &setup, engine.as_mut(), &exe, &url, &mut |line| {
+        eprintln!("{line}")
+    })?;
     eprintln!(
         "results: {}  figure: {}",
         out.join("results.csv").display(),

@@ -23,7 +23,8 @@ pub enum Command {
     Run(RunArgs),
     /// The state of each fit (store and SLURM queue), with counts.
     Status(DirArgs),
-    /// Cancel the sweep's SLURM job arrays (`scancel`).
+    /// Stop the sweep's fits (`scancel` its SLURM job arrays; SIGTERM to its local run and
+    /// workers) and record them as failed, "cancelled" (`sweep retry` continues them).
     Cancel(DirArgs),
     /// Submit the fits that failed (and those whose job vanished) again.
     Retry(RunArgs),
@@ -34,9 +35,10 @@ pub enum Command {
 /// Where a sweep lives.
 #[derive(clap::Args, Debug)]
 pub struct Location {
-    /// The sweep spec (TOML; see README "Running many fits").
-    #[arg(value_name = "SPEC")]
-    pub spec: PathBuf,
+    /// The sweep spec (TOML; see README "Running many fits"). `status` and `cancel` take
+    /// `--dir DIR` instead (e.g. an `experiment data-efficiency --out` folder).
+    #[arg(value_name = "SPEC", required_unless_present = "dir")]
+    pub spec: Option<PathBuf>,
     /// The sweep folder (default: next to the spec, named after the sweep).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
@@ -103,14 +105,26 @@ pub enum EngineKind {
 
 impl Location {
     fn read(&self) -> anyhow::Result<(SweepSpec, PathBuf)> {
-        let spec = SweepSpec::read(&self.spec)?;
+        let path = self
+            .spec
+            .as_ref()
+            .context("give the sweep spec (SPEC): this command plans from it")?;
+        let spec = SweepSpec::read(path)?;
         let dir = match &self.dir {
             Some(d) => d.clone(),
-            None => self.spec.parent().unwrap_or(Path::new("")).join(&spec.name),
+            None => path.parent().unwrap_or(Path::new("")).join(&spec.name),
         };
         let dir =
             std::path::absolute(&dir).with_context(|| format!("resolving {}", dir.display()))?;
         Ok((spec, dir))
+    }
+
+    /// The sweep folder: `--dir`, else the one the spec names.
+    fn folder(&self) -> anyhow::Result<PathBuf> {
+        match &self.dir {
+            Some(d) => std::path::absolute(d).with_context(|| format!("resolving {}", d.display())),
+            None => Ok(self.read()?.1),
+        }
     }
 
     fn store_url(&self, dir: &Path) -> String {
@@ -158,7 +172,7 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
     } else {
         Some(store::open(&url)?)
     };
-    let mut table = crate::report::Table::new(&["id", "fit", "state"]);
+    let mut table = crate::report::Table::new(&["id", "kind", "fit", "state"]);
     for fit in &plan.fits {
         let state = match &fit.error {
             Some(e) => format!("config error: {}", e.lines().next().unwrap_or_default()),
@@ -175,7 +189,17 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
                 None => "new".into(),
             },
         };
-        table.row(vec![fit.id.clone(), fit.label.clone(), state]);
+        let label = if fit.members.is_empty() {
+            fit.label.clone()
+        } else {
+            format!("{} (members {})", fit.label, fit.members.join(", "))
+        };
+        table.row(vec![
+            fit.id.clone(),
+            fit.kind(&plan).to_string(),
+            label,
+            state,
+        ]);
     }
     println!(
         "sweep `{}`: {} fits ({}), folder {}",
@@ -241,10 +265,11 @@ fn submit(args: RunArgs, retry: bool) -> anyhow::Result<()> {
 }
 
 fn status(args: DirArgs) -> anyhow::Result<()> {
-    let (_spec, dir) = args.location.read()?;
+    let dir = args.location.folder()?;
     let plan = Plan::read(&dir)?;
     let mut store = store::open(&args.location.store_url(&dir))?;
-    let mut table = crate::report::Table::new(&["id", "fit", "status", "job", "host", "note"]);
+    let mut table =
+        crate::report::Table::new(&["id", "kind", "fit", "status", "job", "host", "note"]);
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
     for fit in &plan.fits {
         let record = store.get(&fit.id)?;
@@ -290,6 +315,7 @@ fn status(args: DirArgs) -> anyhow::Result<()> {
         *counts.entry(status.clone()).or_default() += 1;
         table.row(vec![
             fit.id.clone(),
+            fit.kind(&plan).to_string(),
             fit.label.clone(),
             status,
             job,
@@ -304,18 +330,34 @@ fn status(args: DirArgs) -> anyhow::Result<()> {
 }
 
 fn cancel(args: DirArgs) -> anyhow::Result<()> {
-    let (_spec, dir) = args.location.read()?;
-    let jobs = slurm::cancel(&dir)?;
-    if jobs.is_empty() {
+    let dir = args.location.folder()?;
+    let report = crate::sweep::cancel::cancel(&dir, &args.location.store_url(&dir))?;
+    if !report.slurm_jobs.is_empty() {
         eprintln!(
-            "sweep in {} has no SLURM job arrays (local sweeps stop with Ctrl-C)",
-            dir.display()
+            "cancelled SLURM job arrays {}",
+            report.slurm_jobs.join(", ")
         );
+    }
+    if !report.processes.is_empty() {
+        let pids: Vec<String> = report.processes.iter().map(u32::to_string).collect();
+        eprintln!("stopped processes {} on this machine", pids.join(", "));
+    }
+    for (id, job) in &report.out_of_reach {
+        eprintln!("fit {id} runs as {job}, out of reach from here: cancel it there");
+    }
+    if report.fits.is_empty() {
+        eprintln!("sweep in {}: no fit was queued or running", dir.display());
     } else {
         eprintln!(
-            "cancelled SLURM job arrays {}; their fits keep their checkpoints (`cortexfit sweep \
-             retry` continues them)",
-            jobs.join(", ")
+            "{} fits cancelled (recorded as failed; they keep their checkpoints, `cortexfit \
+             sweep retry` continues them): {}",
+            report.fits.len(),
+            report
+                .fits
+                .iter()
+                .map(|(id, label)| format!("{id} ({label})"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(())

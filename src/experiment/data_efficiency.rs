@@ -2,21 +2,27 @@
 //! the number of training images, for a core trained directly on the new data, a core transferred
 //! from other neurons or animals, and a goal-directed (object-recognition) core.
 //!
-//! Every fit runs in `OUT/<condition>_<images>_s<seed>/`. A fit counts as done once its `score.json`
-//! is written; a killed experiment started again skips done fits, scores fits that finished
-//! training, resumes fits that have a checkpoint and restarts the others. After each fit
-//! `OUT/results.csv` and the figure (`OUT/data_efficiency.png`, `.svg`) are rewritten, so partial
-//! results can be looked at while the experiment runs.
+//! The experiment folder `OUT` is a sweep folder ([`crate::sweep`]): its fits are planned as sweep
+//! fits ([`super::fits`], content-hash ids, `OUT/plan.json`), run by a sweep engine (`local`:
+//! `--jobs` at a time on this machine; `slurm`: one job array) into `OUT/runs/<id>/` and recorded
+//! in the sweep store (`OUT/results.sqlite` by default). `OUT/<condition>_<images>_s<seed>` links
+//! to each fit's run directory. Started again, the experiment skips finished fits, continues
+//! killed ones from their last checkpoint (the sweep worker's resume) and runs failed ones again.
+//! `OUT/results.csv` and the figure (`OUT/data_efficiency.png`, `.svg`) are written from the
+//! finished fits each time; with `--engine slurm` the command returns once the fits are queued,
+//! and the same command run again once they finished writes the complete results.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+use super::fits::{Setup, count_train_images};
 use super::plot::plot_data_efficiency;
-use super::results::{ResultRow, Score, summarize, summary_table, write_csv};
-use super::runner::FitRunner;
-use super::spec::{Condition, Fit, ImageCount, plan};
+use super::results::{ResultRow, score_from_summary, summarize, summary_table, write_csv};
+use super::spec::{Condition, ImageCount, plan};
+use crate::sweep::engine::Engine;
+use crate::sweep::store::{self, Status};
 
 /// What to run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,82 +38,102 @@ pub struct DataEfficiency {
     pub identity: serde_json::Value,
 }
 
-/// Runs (or resumes) the experiment; `progress` receives one line per event. Returns all rows.
+/// Runs (or resumes) the experiment with `engine` (workers started from `exe`), recording fits
+/// in the store `store_url`; `progress` receives one line per event. Returns the rows of the
+/// finished fits.
 pub fn run_data_efficiency(
     spec: &DataEfficiency,
-    runner: &mut dyn FitRunner,
+    setup: &Setup,
+    engine: &mut dyn Engine,
+    exe: &Path,
+    store_url: &str,
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Vec<ResultRow>> {
     std::fs::create_dir_all(&spec.out)
         .with_context(|| format!("creating {}", spec.out.display()))?;
     check_identity(&spec.out, &spec.identity)?;
-    let available = runner
-        .available_train_images()
-        .context("counting the training images of the dataset")?;
+    let available =
+        count_train_images(&setup.data).context("counting the training images of the dataset")?;
     let fits = plan(&spec.conditions, &spec.images, &spec.seeds);
-    let mut rows = Vec::new();
-    for (i, fit) in fits.iter().enumerate() {
-        let train_images = fit.images.resolve(available);
-        let dir = spec.out.join(fit.name());
-        let tag = format!("[{}/{}] {}", i + 1, fits.len(), fit.name());
-        let score = fit_and_score(fit, train_images, &dir, runner, &tag, progress)?;
-        progress(&format!(
-            "{tag}: {} = {:.4}",
-            score.metric.name(),
-            score.value
-        ));
-        rows.push(ResultRow::new(fit, &score));
-        write_outputs(&spec.out, &rows)?;
+    let name = spec.out.file_name().map_or_else(
+        || "data-efficiency".into(),
+        |n| n.to_string_lossy().to_string(),
+    );
+    let images = |f: &super::spec::Fit| f.images.resolve(available);
+    let sweep_plan = setup.plan(&name, &fits, &images, available)?;
+    let ids: Vec<String> = sweep_plan.fits.iter().map(|f| f.id.clone()).collect();
+    let mut store = store::open(store_url)?;
+    let mut done_before = Vec::new();
+    for id in &ids {
+        done_before.push(store.get(id)?.is_some_and(|r| r.status == Status::Finished));
     }
+    let report = crate::sweep::submit_plan(sweep_plan, &spec.out, store_url, engine, exe, true)?;
+    progress(&report.message);
+
+    let mut rows = Vec::new();
+    let mut failed = Vec::new();
+    let mut waiting = 0;
+    for (i, ((fit, id), before)) in fits.iter().zip(&ids).zip(&done_before).enumerate() {
+        let tag = format!("[{}/{}] {}", i + 1, fits.len(), fit.name());
+        let record = store.get(id)?;
+        match record {
+            Some(r) if r.status == Status::Finished => {
+                let run_dir = PathBuf::from(&r.run_dir);
+                link(&spec.out, &fit.name(), &run_dir);
+                let score = score_from_summary(&run_dir.join("summary.json"), images(fit))
+                    .with_context(|| format!("scoring fit {}", fit.name()))?;
+                if *before {
+                    progress(&format!("{tag}: done before, skipped"));
+                } else {
+                    progress(&format!(
+                        "{tag}: {} = {:.4}",
+                        score.metric.name(),
+                        score.value
+                    ));
+                }
+                rows.push(ResultRow::new(fit, &score));
+            }
+            Some(r) if r.status == Status::Failed => {
+                let error = r.error.unwrap_or_default();
+                progress(&format!("{tag}: failed: {error}"));
+                failed.push(format!("fit {} ({id}): {error}", fit.name()));
+            }
+            other => {
+                waiting += 1;
+                let state = other.map_or("not started".into(), |r| r.status.to_string());
+                progress(&format!("{tag}: {state}"));
+            }
+        }
+    }
+    write_outputs(&spec.out, &rows)?;
     if let Some(first) = rows.first() {
         progress(&summary_table(&summarize(&rows), first.metric));
+    }
+    if !failed.is_empty() {
+        bail!("{} fits failed:\n{}", failed.len(), failed.join("\n"));
+    }
+    if waiting > 0 {
+        progress(&format!(
+            "{waiting} fits are queued or running; run the same command again once they \
+             finished to complete results.csv and the figure"
+        ));
     }
     Ok(rows)
 }
 
-fn fit_and_score(
-    fit: &Fit,
-    train_images: usize,
-    dir: &Path,
-    runner: &mut dyn FitRunner,
-    tag: &str,
-    progress: &mut dyn FnMut(&str),
-) -> anyhow::Result<Score> {
-    let score_path = dir.join("score.json");
-    if score_path.is_file() {
-        let score: Score = serde_json::from_str(
-            &std::fs::read_to_string(&score_path)
-                .with_context(|| format!("reading {}", score_path.display()))?,
-        )
-        .with_context(|| format!("{}: not a score", score_path.display()))?;
-        progress(&format!("{tag}: done before, skipped"));
-        return Ok(score);
+/// `OUT/<fit name>` → the fit's run directory (a symbolic link, for people browsing `OUT`).
+fn link(out: &Path, name: &str, run_dir: &Path) {
+    let path = out.join(name);
+    if path.symlink_metadata().is_ok() {
+        return;
     }
-    if !runner.is_finished(dir) {
-        let resumed = dir.exists() && {
-            progress(&format!("{tag}: continuing the interrupted fit"));
-            runner.resume(dir)?
-        };
-        if !resumed {
-            if dir.exists() {
-                // Killed before its first checkpoint: nothing worth keeping.
-                std::fs::remove_dir_all(dir)
-                    .with_context(|| format!("removing the unfinished fit {}", dir.display()))?;
-            }
-            progress(&format!("{tag}: training with {train_images} images"));
-            runner
-                .train(fit, train_images, dir)
-                .with_context(|| format!("fit {}", fit.name()))?;
-        }
+    #[cfg(unix)]
+    {
+        let target = run_dir.strip_prefix(out).unwrap_or(run_dir);
+        let _ = std::os::unix::fs::symlink(target, &path);
     }
-    let score = runner
-        .score(dir, train_images)
-        .with_context(|| format!("scoring fit {}", fit.name()))?;
-    crate::io::atomic_write(
-        &score_path,
-        serde_json::to_string_pretty(&score)?.as_bytes(),
-    )?;
-    Ok(score)
+    #[cfg(not(unix))]
+    let _ = run_dir;
 }
 
 fn check_identity(out: &Path, identity: &serde_json::Value) -> anyhow::Result<()> {
@@ -151,153 +177,15 @@ pub fn write_outputs(out: &Path, rows: &[ResultRow]) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
-    use crate::experiment::results::ScoreMetric;
-
-    /// Pretends to train: writes `summary.json` with a score that grows with images, higher for
-    /// transfer; can be told to "crash" on one fit.
-    #[derive(Default)]
-    struct FakeRunner {
-        trained: Vec<String>,
-        resumed: Vec<String>,
-        crash_on: Option<String>,
-        images_seen: HashMap<String, usize>,
-    }
-
-    impl FitRunner for FakeRunner {
-        fn available_train_images(&mut self) -> anyhow::Result<usize> {
-            Ok(1000)
-        }
-        fn train(&mut self, fit: &Fit, train_images: usize, run_dir: &Path) -> anyhow::Result<()> {
-            std::fs::create_dir_all(run_dir)?;
-            if self.crash_on.as_deref() == Some(fit.name().as_str()) {
-                std::fs::create_dir_all(run_dir.join("state"))?;
-                std::fs::write(run_dir.join("state/last.json"), "{}")?;
-                bail!("killed");
-            }
-            self.trained.push(fit.name());
-            self.images_seen.insert(fit.name(), train_images);
-            let bonus = if fit.condition == Condition::Transfer {
-                0.2
-            } else {
-                0.0
-            };
-            let v = 0.1 * (train_images as f64).ln() / 10.0 + bonus + 0.01 * fit.seed as f64;
-            std::fs::write(
-                run_dir.join("summary.json"),
-                format!(r#"{{"validation":[{{"single_trial_correlation":{v}}}],"test":[]}}"#),
-            )?;
-            Ok(())
-        }
-        fn resume(&mut self, run_dir: &Path) -> anyhow::Result<bool> {
-            let name = run_dir.file_name().unwrap().to_string_lossy().to_string();
-            self.resumed.push(name);
-            std::fs::write(
-                run_dir.join("summary.json"),
-                r#"{"validation":[{"single_trial_correlation":0.5}]}"#,
-            )?;
-            Ok(true)
-        }
-    }
-
-    fn spec(out: &Path) -> DataEfficiency {
-        DataEfficiency {
-            conditions: vec![Condition::Direct, Condition::Transfer],
-            images: vec![ImageCount::Some(100), ImageCount::All],
-            seeds: vec![1, 2],
-            out: out.to_path_buf(),
-            identity: serde_json::json!({"data": "sim4"}),
-        }
-    }
 
     #[test]
-    fn runs_every_fit_then_resumes_without_repeating_work() {
+    fn another_experiment_in_the_same_folder_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("exp");
-        let mut runner = FakeRunner {
-            crash_on: Some("transfer_all_s1".into()),
-            ..Default::default()
-        };
-        let err = run_data_efficiency(&spec(&out), &mut runner, &mut |_| {}).unwrap_err();
-        assert!(format!("{err:#}").contains("transfer_all_s1"), "{err:#}");
-        assert_eq!(runner.trained.len(), 5, "{:?}", runner.trained);
-        assert_eq!(runner.images_seen["direct_all_s1"], 1000);
-        assert_eq!(runner.images_seen["direct_100_s2"], 100);
-        // Partial results are on disk already.
-        assert_eq!(
-            crate::experiment::results::read_csv(&out.join("results.csv"))
-                .unwrap()
-                .len(),
-            5
-        );
-
-        // Started again: the five done fits are skipped, the crashed one resumed, the rest trained.
-        let mut again = FakeRunner::default();
-        let mut lines = Vec::new();
-        let rows = run_data_efficiency(&spec(&out), &mut again, &mut |l| lines.push(l.to_string()))
-            .unwrap();
-        assert_eq!(again.resumed, vec!["transfer_all_s1".to_string()]);
-        assert_eq!(
-            again.trained,
-            vec!["direct_all_s2".to_string(), "transfer_all_s2".to_string()]
-        );
-        assert_eq!(rows.len(), 8);
-        assert!(
-            rows.iter()
-                .all(|r| r.metric == ScoreMetric::ValidationCorrelation)
-        );
-        assert!(
-            lines.iter().filter(|l| l.contains("skipped")).count() == 5,
-            "{lines:?}"
-        );
-        for f in [
-            "results.csv",
-            "data_efficiency.png",
-            "data_efficiency.svg",
-            "experiment.json",
-        ] {
-            assert!(out.join(f).is_file(), "{f} missing");
-        }
-
-        // Another experiment in the same folder is refused.
-        let mut other = spec(&out);
-        other.identity = serde_json::json!({"data": "real"});
-        let err = run_data_efficiency(&other, &mut FakeRunner::default(), &mut |_| {}).unwrap_err();
+        let a = serde_json::json!({"data": "sim4"});
+        check_identity(dir.path(), &a).unwrap();
+        check_identity(dir.path(), &a).unwrap();
+        let err = check_identity(dir.path(), &serde_json::json!({"data": "real"})).unwrap_err();
         assert!(format!("{err:#}").contains("other settings"), "{err:#}");
-    }
-
-    #[test]
-    fn a_fit_killed_before_its_first_checkpoint_starts_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("exp");
-        let fit_dir = out.join("direct_100_s1");
-        std::fs::create_dir_all(&fit_dir).unwrap();
-        std::fs::write(fit_dir.join("config.toml"), "").unwrap();
-        struct NoCheckpoint(FakeRunner);
-        impl FitRunner for NoCheckpoint {
-            fn available_train_images(&mut self) -> anyhow::Result<usize> {
-                Ok(1000)
-            }
-            fn train(&mut self, f: &Fit, n: usize, d: &Path) -> anyhow::Result<()> {
-                assert!(
-                    !d.join("config.toml").exists(),
-                    "stale files were not removed"
-                );
-                self.0.train(f, n, d)
-            }
-            fn resume(&mut self, _: &Path) -> anyhow::Result<bool> {
-                Ok(false)
-            }
-        }
-        let mut s = spec(&out);
-        s.conditions = vec![Condition::Direct];
-        s.images = vec![ImageCount::Some(100)];
-        s.seeds = vec![1];
-        let mut runner = NoCheckpoint(FakeRunner::default());
-        let rows = run_data_efficiency(&s, &mut runner, &mut |_| {}).unwrap();
-        assert_eq!(rows.len(), 1);
-        assert_eq!(runner.0.trained, vec!["direct_100_s1".to_string()]);
     }
 }

@@ -4,18 +4,19 @@
 //!   the core is trained directly on the new data, transferred frozen from other neurons/animals, or
 //!   taken from a network pretrained on object recognition (Lurz et al. 2020, Figures 4–5).
 //! - [`spec`]: conditions, image counts, seeds and the fits they expand to.
-//! - [`runner`]: how one fit is trained and scored (by running the `cortexfit` binary, so each fit is
-//!   an ordinary run directory that `cortexfit evaluate` can read again).
+//! - [`fits`]: the fits as sweep fits (resolved configurations, content-hash ids), run by the
+//!   sweep engines ([`crate::sweep`]), so each fit is an ordinary run directory recorded in the
+//!   sweep store.
 //! - [`results`]: the results table (`results.csv`) and its summary over seeds.
 //! - [`plot`]: the figure (PNG and SVG, no system libraries: an embedded font).
 
 pub mod data_efficiency;
+pub mod fits;
 pub mod plot;
 pub mod results;
-pub mod runner;
 pub mod spec;
 
 pub use data_efficiency::{DataEfficiency, run_data_efficiency};
-pub use results::{ResultRow, Score, ScoreMetric, SummaryPoint, summarize};
-pub use runner::{CommandRunner, FitRunner};
+pub use fits::Setup;
+pub use results::{ResultRow, Score, ScoreMetric, SummaryPoint, score_from_summary, summarize};
 pub use spec::{Condition, Fit, ImageCount};

@@ -6,7 +6,6 @@
 //! domain), so no system font or library is needed.
 
 use std::path::Path;
-use std::sync::Once;
 
 use anyhow::Context;
 use plotters::coord::Shift;
@@ -15,19 +14,9 @@ use plotters::prelude::*;
 use super::results::{ScoreMetric, SummaryPoint};
 use super::spec::Condition;
 
-const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-subset.ttf");
-pub(crate) const FAMILY: &str = "sans-serif";
-const SIZE: (u32, u32) = (900, 600);
+use crate::report::font::{FAMILY, register_font};
 
-pub(crate) fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The font is part of the binary and checked by the tests; failure here is a build defect.
-        if plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_err() {
-            eprintln!("warning: the embedded plot font could not be read; text may be missing");
-        }
-    });
-}
+const SIZE: (u32, u32) = (900, 600);
 
 fn color(condition: Condition) -> RGBColor {
     match condition {

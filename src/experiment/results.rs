@@ -35,7 +35,7 @@ impl ScoreMetric {
     }
 }
 
-/// The score of one fit (stored as `score.json` in its run directory once evaluated).
+/// The score of one finished fit (computed from its `summary.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Score {
     pub metric: ScoreMetric,
@@ -44,6 +44,42 @@ pub struct Score {
     pub single_trial_correlation: f64,
     /// Training images the fit actually used.
     pub train_images: usize,
+}
+
+/// The score of a finished run from its `summary.json`: the test tier's fraction oracle when the
+/// test tier has repeated images, else the mean validation single-trial correlation.
+pub fn score_from_summary(path: &Path, train_images: usize) -> anyhow::Result<Score> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let summary: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    let first = |tier: &str| summary.get(tier).and_then(|t| t.get(0)).cloned();
+    let number = |v: &serde_json::Value, key: &str| v.get(key).and_then(serde_json::Value::as_f64);
+    if let Some(test) = first("test")
+        && let Some(fo) = number(&test, "fraction_oracle")
+    {
+        let corr = number(&test, "single_trial_correlation").unwrap_or(f64::NAN);
+        return Ok(Score {
+            metric: ScoreMetric::FractionOracleTest,
+            value: fo,
+            single_trial_correlation: corr,
+            train_images,
+        });
+    }
+    let validation = first("validation")
+        .with_context(|| format!("{}: no validation metrics", path.display()))?;
+    let corr = number(&validation, "single_trial_correlation").with_context(|| {
+        format!(
+            "{}: validation has no single_trial_correlation",
+            path.display()
+        )
+    })?;
+    Ok(Score {
+        metric: ScoreMetric::ValidationCorrelation,
+        value: corr,
+        single_trial_correlation: corr,
+        train_images,
+    })
 }
 
 /// One row of `results.csv`.
@@ -175,6 +211,37 @@ pub fn summary_table(points: &[SummaryPoint], metric: ScoreMetric) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn score_prefers_test_fraction_oracle() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("summary.json");
+        std::fs::write(
+            &p,
+            r#"{"validation":[{"single_trial_correlation":0.3}],
+                "test":[{"single_trial_correlation":0.35,"fraction_oracle":0.8}]}"#,
+        )
+        .unwrap();
+        let s = score_from_summary(&p, 100).unwrap();
+        assert_eq!(s.metric, ScoreMetric::FractionOracleTest);
+        assert_eq!(
+            (s.value, s.single_trial_correlation, s.train_images),
+            (0.8, 0.35, 100)
+        );
+        std::fs::write(
+            &p,
+            r#"{"validation":[{"single_trial_correlation":0.3}],"test":[]}"#,
+        )
+        .unwrap();
+        let s = score_from_summary(&p, 100).unwrap();
+        assert_eq!(
+            (s.metric, s.value),
+            (ScoreMetric::ValidationCorrelation, 0.3)
+        );
+        std::fs::write(&p, r#"{"test":[]}"#).unwrap();
+        let err = format!("{:#}", score_from_summary(&p, 1).unwrap_err());
+        assert!(err.contains("no validation metrics"), "{err}");
+    }
 
     fn row(condition: Condition, n: usize, seed: u64, score: f64) -> ResultRow {
         ResultRow {

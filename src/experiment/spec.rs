@@ -107,7 +107,7 @@ impl ImageCount {
     }
 }
 
-/// One fit of the experiment; its run directory is `OUT/<name>`.
+/// One fit of the experiment; `OUT/<name>` links to its run directory (`OUT/runs/<id>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Fit {
     pub condition: Condition,

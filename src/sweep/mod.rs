@@ -8,9 +8,11 @@
 //! - [`plan`]: the spec resolved into fits (`SWEEP/plan.json`).
 //! - [`engine`]: where fits run (`local`, `slurm`), behind one trait.
 //! - [`worker`]: one fit, run where an engine placed it, recorded in the store.
+//! - [`ensemble`]: the ensemble fits of `kind = "ensemble"`, formed once their members finished.
 //! - [`store`]: the results database (SQLite file by default).
 //! - [`submit`]: what `cortexfit sweep run` does: plan, skip what is finished or running,
 //!   submit the rest.
+//! - [`cancel`]: `cortexfit sweep cancel` (SLURM and this machine).
 //! - [`query`]: filtering, grouping and formatting the store's rows (`cortexfit results`).
 //! - [`plot`]: a metric against a config key, one line per group.
 //!
@@ -23,9 +25,12 @@
 //!   runs/<id>/         each fit's run directory (+ fit.json, error.txt when it failed)
 //!   logs/<id>.log      each fit's console output (all attempts)
 //!   slurm/             job-array scripts, their task lists, jobs.txt
+//!   local-run.json     while `sweep run --engine local` runs: its process and workers
 //! ```
 
+pub mod cancel;
 pub mod engine;
+pub mod ensemble;
 pub mod id;
 pub mod plan;
 pub mod plot;
@@ -38,5 +43,5 @@ pub mod worker;
 pub use plan::{Plan, PlannedFit};
 pub use spec::SweepSpec;
 pub use store::{FitRecord, Status, Store};
-pub use submit::{SweepReport, submit};
+pub use submit::{SweepReport, submit, submit_plan};
 pub use worker::{Outcome, rebuild, run_fit};

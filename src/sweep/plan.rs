@@ -28,6 +28,24 @@ pub struct PlannedFit {
     pub canonical: String,
     /// Why the configuration could not be resolved (the fit is then recorded as failed).
     pub error: Option<String>,
+    /// What the fit does: `train`, `transfer` or `ensemble` (plans written before fits had their
+    /// own kind: the plan's).
+    #[serde(default)]
+    pub kind: String,
+    /// `ensemble` fits: the ids of the member fits (listed earlier in the plan).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+}
+
+impl PlannedFit {
+    /// The fit's kind (`train`, `transfer`, `ensemble`).
+    pub fn kind<'a>(&'a self, plan: &'a Plan) -> &'a str {
+        if self.kind.is_empty() {
+            &plan.kind
+        } else {
+            &self.kind
+        }
+    }
 }
 
 /// Everything a worker needs to run any fit of a sweep (`SWEEP/plan.json`).
@@ -79,49 +97,26 @@ impl Plan {
             .iter()
             .map(|d| dataset_fingerprint(d))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let core_fingerprint = match &spec.core {
-            Some(core) => {
-                let best = core.join("best.safetensors");
-                Some(file_fingerprint(&best).with_context(|| {
-                    format!(
-                        "the transfer core {} (a finished single run; ensembles are not supported \
-                         as sweep cores)",
-                        core.display()
-                    )
-                })?)
-            }
-            None => None,
-        };
+        let core_fp = spec.core.as_deref().map(core_fingerprint).transpose()?;
         let mut fits = Vec::new();
+        let mut ensembles = Vec::new();
         for point in spec.points() {
-            let mut overrides = spec.set.clone();
-            overrides.extend(point.iter().map(|(k, v)| override_text(k, v)));
-            let point_json = point_to_json(&point);
-            let resolved = resolve(spec, &overrides);
-            let (config, canonical, error) = match resolved {
-                Ok(config) => {
-                    let doc = id_document(&config, spec.kind, &fingerprints, &core_fingerprint)?;
-                    (Some(config), canonical_json(&doc), None)
-                }
-                Err(e) => {
-                    // Unresolvable: the id hashes what was asked for, so it stays stable too.
-                    let doc = serde_json::json!({
-                        "unresolved": {"base": format!("{:?}", spec.base), "overrides": overrides},
-                        "datasets": fingerprints,
-                    });
-                    (None, canonical_json(&doc), Some(format!("{e:#}")))
-                }
-            };
-            fits.push(PlannedFit {
-                id: fit_id(&canonical),
-                label: label(&point),
-                point: point_json,
-                overrides,
-                config,
-                canonical,
-                error,
-            });
+            if spec.kind != FitKind::Ensemble {
+                fits.push(plan_fit(spec, spec.kind, &point, &fingerprints, &core_fp)?);
+                continue;
+            }
+            // One ensemble: a `train` fit per seed, then the ensemble of their ids.
+            let mut members = Vec::new();
+            for &seed in &spec.seeds {
+                let mut with_seed = point.clone();
+                with_seed.insert("seed".into(), toml::Value::Integer(seed as i64));
+                let member = plan_fit(spec, FitKind::Train, &with_seed, &fingerprints, &None)?;
+                members.push(member);
+            }
+            ensembles.push(ensemble_fit(spec, &point, &members)?);
+            fits.extend(members);
         }
+        fits.extend(ensembles);
         let mut seen = std::collections::HashSet::new();
         fits.retain(|f| seen.insert(f.id.clone()));
         Ok(Self {
@@ -166,8 +161,11 @@ impl Plan {
         serde_json::from_str(&text).with_context(|| format!("{}: not a sweep plan", path.display()))
     }
 
-    /// The [`TransferRequest`] of a transfer fit into `run_dir`.
+    /// The [`TransferRequest`] of a transfer fit into `run_dir` (`None` for other kinds).
     pub fn transfer_request(&self, fit: &PlannedFit, run_dir: &Path) -> Option<TransferRequest> {
+        if fit.kind(self) != FitKind::Transfer.name() {
+            return None;
+        }
         self.core.as_ref().map(|core| TransferRequest {
             core_run: core.clone(),
             data: self.data.clone(),
@@ -182,24 +180,141 @@ impl Plan {
     }
 }
 
-/// The fully resolved configuration of one fit.
-fn resolve(spec: &SweepSpec, overrides: &[String]) -> anyhow::Result<RunConfig> {
-    let paths: Vec<toml::Value> = spec
-        .data
+/// One `train` or `transfer` fit at `point`.
+fn plan_fit(
+    spec: &SweepSpec,
+    kind: FitKind,
+    point: &Point,
+    fingerprints: &[String],
+    core_fingerprint: &Option<String>,
+) -> anyhow::Result<PlannedFit> {
+    let mut overrides = spec.set.clone();
+    overrides.extend(point.iter().map(|(k, v)| override_text(k, v)));
+    let resolved = resolve(spec, kind, &overrides);
+    let base = format!("{:?}", spec.base);
+    PlannedFit::new(
+        kind,
+        label(point),
+        point_to_json(point),
+        overrides,
+        resolved,
+        &base,
+        fingerprints,
+        core_fingerprint,
+    )
+}
+
+impl PlannedFit {
+    /// A `train` or `transfer` fit whose configuration `resolved` was resolved from `base` (a
+    /// description of where it started: preset, file) and `overrides`; `fingerprints` are its
+    /// datasets' ([`dataset_fingerprint`]), `core` the transferred core's file fingerprint.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        kind: FitKind,
+        label: String,
+        point: serde_json::Map<String, serde_json::Value>,
+        overrides: Vec<String>,
+        resolved: anyhow::Result<RunConfig>,
+        base: &str,
+        fingerprints: &[String],
+        core: &Option<String>,
+    ) -> anyhow::Result<Self> {
+        let (config, canonical, error) = match resolved {
+            Ok(config) => {
+                let doc = id_document(&config, kind, fingerprints, core)?;
+                (Some(config), canonical_json(&doc), None)
+            }
+            Err(e) => {
+                // Unresolvable: the id hashes what was asked for, so it stays stable too.
+                let doc = serde_json::json!({
+                    "unresolved": {"base": base, "overrides": overrides},
+                    "datasets": fingerprints,
+                });
+                (None, canonical_json(&doc), Some(format!("{e:#}")))
+            }
+        };
+        Ok(PlannedFit {
+            id: fit_id(&canonical),
+            label,
+            point,
+            overrides,
+            config,
+            canonical,
+            error,
+            kind: kind.name().to_string(),
+            members: Vec::new(),
+        })
+    }
+}
+
+/// The configuration of a `train` fit: `base` with the datasets `data`, then `overrides`.
+pub fn train_config(
+    base: &Base,
+    data: &[PathBuf],
+    overrides: &[String],
+) -> anyhow::Result<RunConfig> {
+    let paths: Vec<toml::Value> = data
         .iter()
         .map(|p| toml::Value::String(p.display().to_string()))
         .collect();
-    match spec.kind {
-        FitKind::Train => {
-            let mut all = vec![format!("data.paths={}", toml::Value::Array(paths))];
-            all.extend(overrides.iter().cloned());
-            Ok(match &spec.base {
-                Base::Preset(name) => {
-                    RunConfig::preset(name)?.with_overrides(&format!("preset {name}"), &all)?
-                }
-                Base::File(file) => RunConfig::from_file(file, &all)?,
-            })
+    let mut all = vec![format!("data.paths={}", toml::Value::Array(paths))];
+    all.extend(overrides.iter().cloned());
+    Ok(match base {
+        Base::Preset(name) => {
+            RunConfig::preset(name)?.with_overrides(&format!("preset {name}"), &all)?
         }
+        Base::File(file) => RunConfig::from_file(file, &all)?,
+    })
+}
+
+/// The fingerprint of a transfer core: its run's `best.safetensors`.
+pub fn core_fingerprint(core: &Path) -> anyhow::Result<String> {
+    let best = core.join("best.safetensors");
+    file_fingerprint(&best).with_context(|| {
+        format!(
+            "the transfer core {} (a finished single run; ensembles are not supported as cores)",
+            core.display()
+        )
+    })
+}
+
+/// The ensemble of `members` (one per seed) at `point`. Its id hashes its kind and its members'
+/// ids; the hashed document also carries the members' shared config (with `seed` = the list of
+/// seeds) and datasets, so `cortexfit results` groups and filters ensembles by config keys too.
+fn ensemble_fit(
+    spec: &SweepSpec,
+    point: &Point,
+    members: &[PlannedFit],
+) -> anyhow::Result<PlannedFit> {
+    let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+    let mut doc = serde_json::json!({"kind": FitKind::Ensemble.name(), "members": ids});
+    if let Some(first) = members.iter().find(|m| m.error.is_none()) {
+        let member_doc: serde_json::Value = serde_json::from_str(&first.canonical)?;
+        let mut config = member_doc["config"].clone();
+        config["seed"] = serde_json::json!(spec.seeds);
+        doc["config"] = config;
+        doc["datasets"] = member_doc["datasets"].clone();
+    }
+    let canonical = canonical_json(&doc);
+    let mut overrides = spec.set.clone();
+    overrides.extend(point.iter().map(|(k, v)| override_text(k, v)));
+    Ok(PlannedFit {
+        id: fit_id(&canonical),
+        label: label(point),
+        point: point_to_json(point),
+        overrides,
+        config: None,
+        canonical,
+        error: None,
+        kind: FitKind::Ensemble.name().to_string(),
+        members: ids,
+    })
+}
+
+/// The fully resolved configuration of one fit.
+fn resolve(spec: &SweepSpec, kind: FitKind, overrides: &[String]) -> anyhow::Result<RunConfig> {
+    match kind {
+        FitKind::Train | FitKind::Ensemble => train_config(&spec.base, &spec.data, overrides),
         FitKind::Transfer => {
             let core = spec.core.as_ref().context("a transfer sweep has a core")?;
             let source = RunConfig::from_file(&core.join("config.toml"), &[])?;
@@ -253,7 +368,8 @@ fn id_document(
     Ok(doc)
 }
 
-fn point_to_json(point: &Point) -> serde_json::Map<String, serde_json::Value> {
+/// A point's axis values as a JSON object.
+pub fn point_to_json(point: &Point) -> serde_json::Map<String, serde_json::Value> {
     point
         .iter()
         .map(|(k, v)| {

@@ -1,6 +1,6 @@
 //! `cortexfit results --plot`: a metric against a numeric config key, one line per group (mean
 //! ± standard deviation over the group's fits at each x), as PNG or SVG (by the file's
-//! extension). Drawn with `plotters` and the embedded font of [`crate::experiment::plot`].
+//! extension). Drawn with `plotters` and the embedded font of [`crate::report`].
 
 use std::path::Path;
 
@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::experiment::plot::{FAMILY, register_font};
+use crate::report::font::{FAMILY, register_font};
 
 /// One line of the figure: its legend and its points `(x, mean, std)`, sorted by x.
 #[derive(Debug, Clone, PartialEq)]

@@ -108,9 +108,9 @@ pub fn axis_keys(records: &[&FitRecord]) -> Vec<String> {
     keys.into_iter().collect()
 }
 
-/// One row per fit: id, sweep, status, the given keys, the metrics, the error.
+/// One row per fit: id, sweep, status, kind, the given keys, the metrics, the error.
 pub fn per_fit(records: &[&FitRecord], keys: &[String], metrics: &[String]) -> Table {
-    let mut header: Vec<String> = vec!["id".into(), "sweep".into(), "status".into()];
+    let mut header: Vec<String> = vec!["id".into(), "sweep".into(), "status".into(), "kind".into()];
     header.extend(keys.iter().cloned());
     header.extend(metrics.iter().cloned());
     header.push("version".into());
@@ -122,6 +122,7 @@ pub fn per_fit(records: &[&FitRecord], keys: &[String], metrics: &[String]) -> T
                 r.id.clone().into(),
                 r.sweep.clone().into(),
                 r.status.name().into(),
+                r.kind.clone().into(),
             ];
             row.extend(
                 keys.iter()
@@ -337,7 +338,9 @@ mod tests {
         let text = per_fit(&refs, &axis_keys(&refs), &metrics).render();
         assert!(text.contains("0.9000"), "{text}");
         let t = per_fit(&refs, &[], &["epochs".into()]);
-        assert_eq!(t.rows[0][3], serde_json::json!(3), "epochs are counts");
+        assert_eq!(t.header[3], "kind");
+        assert_eq!(t.rows[0][3], serde_json::json!(refs[0].kind));
+        assert_eq!(t.rows[0][4], serde_json::json!(3), "epochs are counts");
         assert!(check_metrics(&["test.fraction_orcale".into()]).is_err());
         assert!("trainer.lr".parse::<Filter>().is_err());
     }

@@ -5,9 +5,11 @@
 //! name = "lr-search"                 # default: the file name without .toml
 //! base = "lurz2020"                  # a preset, or a run config file (relative to this file)
 //! data = ["sim"]                     # datasets (FileTree folders or .zip), relative to this file
-//! kind = "train"                     # "train", or "transfer" (new readouts on `core`'s frozen core)
+//! kind = "train"                     # "train", "transfer" (new readouts on `core`'s frozen
+//!                                    # core) or "ensemble" (one ensemble of `seeds` per point)
 //! # core = "runs/core"               # kind = "transfer": the run whose core is reused
 //! # update_bn = false                # kind = "transfer": update the core's batch-norm statistics
+//! # seeds = [1, 2, 3, 4, 5]          # kind = "ensemble": the members' seeds (at least 2)
 //! set = ["trainer.max_epochs=20"]    # overrides applied to every fit (`--set` syntax)
 //!
 //! [grid]                             # every combination of these lists
@@ -28,6 +30,14 @@
 //! The fits are the grid's combinations (keys in sorted order, the last key varying fastest)
 //! crossed with the zipped lists. The value `"all"` of `data.image_n` or `data.neuron_n` removes
 //! the key (all images / neurons).
+//!
+//! With `kind = "ensemble"` each point is one ensemble: its members are ordinary `train` fits,
+//! one per seed of `seeds` (with the same ids as the same fits of a `train` sweep, so a member
+//! that exists already, e.g. from a seed sweep, is reused and never trained twice), and the
+//! ensemble is a fit of its own whose id is the hash of its kind and its members' ids. It is
+//! formed (as `cortexfit ensemble` does) once every member finished, then evaluated on the
+//! validation and test tiers; a failed member fails the ensemble with a message naming it.
+//! `seed` is then set by `seeds`, so it may not be an axis or a `set` key.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,6 +54,8 @@ pub enum FitKind {
     Train,
     /// New readouts on the frozen core of `core` (`cortexfit transfer`).
     Transfer,
+    /// One ensemble per point: `train` members, one per seed of `seeds` (`cortexfit ensemble`).
+    Ensemble,
 }
 
 impl FitKind {
@@ -51,6 +63,7 @@ impl FitKind {
         match self {
             FitKind::Train => "train",
             FitKind::Transfer => "transfer",
+            FitKind::Ensemble => "ensemble",
         }
     }
 }
@@ -95,6 +108,7 @@ struct SpecFile {
     core: Option<String>,
     #[serde(default)]
     update_bn: bool,
+    seeds: Option<Vec<u64>>,
     #[serde(default)]
     set: Vec<String>,
     #[serde(default)]
@@ -123,6 +137,8 @@ pub struct SweepSpec {
     pub kind: FitKind,
     pub core: Option<PathBuf>,
     pub update_bn: bool,
+    /// `kind = "ensemble"`: the members' seeds (empty for other kinds).
+    pub seeds: Vec<u64>,
     pub set: Vec<String>,
     pub grid: BTreeMap<String, Vec<toml::Value>>,
     pub zip: BTreeMap<String, Vec<toml::Value>>,
@@ -187,11 +203,51 @@ impl SweepSpec {
                 "{}: `kind = \"transfer\"` needs `core = \"RUN\"` (the run whose core is reused)",
                 name_of()
             ),
-            (FitKind::Train, Some(_)) => bail!(
+            (_, Some(_)) => bail!(
                 "{}: `core` is only used with `kind = \"transfer\"` (remove it or set the kind)",
                 name_of()
             ),
-            (FitKind::Train, None) => None,
+            (_, None) => None,
+        };
+        let seeds = match (file.kind, file.seeds) {
+            (FitKind::Ensemble, Some(seeds)) => {
+                if seeds.len() < 2 {
+                    bail!(
+                        "{}: `seeds` has {} seed(s); an ensemble needs at least 2",
+                        name_of(),
+                        seeds.len()
+                    );
+                }
+                let mut unique = seeds.clone();
+                unique.sort_unstable();
+                unique.dedup();
+                if unique.len() != seeds.len() {
+                    bail!("{}: `seeds` lists a seed twice", name_of());
+                }
+                let seed_key = |k: &str| k == "seed";
+                let set_seed = file
+                    .set
+                    .iter()
+                    .any(|o| o.split_once('=').is_some_and(|(k, _)| seed_key(k.trim())));
+                if file.grid.keys().chain(file.zip.keys()).any(|k| seed_key(k)) || set_seed {
+                    bail!(
+                        "{}: `seed` may not be an axis or a `set` key with `kind = \"ensemble\"` \
+                         (the members' seeds are `seeds`)",
+                        name_of()
+                    );
+                }
+                seeds
+            }
+            (FitKind::Ensemble, None) => bail!(
+                "{}: `kind = \"ensemble\"` needs `seeds = [1, 2, ...]` (the members' seeds, at \
+                 least 2)",
+                name_of()
+            ),
+            (_, Some(_)) => bail!(
+                "{}: `seeds` is only used with `kind = \"ensemble\"` (remove it or set the kind)",
+                name_of()
+            ),
+            (_, None) => Vec::new(),
         };
         if file.update_bn && file.kind != FitKind::Transfer {
             bail!(
@@ -240,6 +296,7 @@ impl SweepSpec {
             kind: file.kind,
             core,
             update_bn: file.update_bn,
+            seeds,
             set: file.set,
             grid: file.grid,
             zip: file.zip,
@@ -364,8 +421,30 @@ seed = [1, 2, 3]
         assert!(e.contains("needs `core"), "{e}");
         let e = err("base = \"lurz2020\"\ndata = [\"d\"]\n[zip]\na = [1]\nb = [1, 2]\n");
         assert!(e.contains("same length") && e.contains("b: 2"), "{e}");
-        let e = err("base = \"lurz2020\"\ndata = [\"d\"]\nseeds = [1]\n");
-        assert!(e.contains("seeds"), "{e}");
+        let e = err("base = \"lurz2020\"\ndata = [\"d\"]\nseeds = [1, 2]\n");
+        assert!(e.contains("`seeds` is only used with"), "{e}");
+        let ens = "base = \"lurz2020\"\ndata = [\"d\"]\nkind = \"ensemble\"\n";
+        let e = err(ens);
+        assert!(e.contains("needs `seeds"), "{e}");
+        let e = err(&format!("{ens}seeds = [1]\n"));
+        assert!(
+            e.contains("`seeds` has 1 seed") && e.contains("at least 2"),
+            "{e}"
+        );
+        let e = err(&format!("{ens}seeds = [1, 2]\n[grid]\nseed = [3, 4]\n"));
+        assert!(e.contains("`seed` may not be an axis"), "{e}");
+        let e = err(&format!("{ens}seeds = [1, 2]\nset = [\"seed=3\"]\n"));
+        assert!(e.contains("`seed` may not be"), "{e}");
+        let spec = SweepSpec::parse(
+            &format!("{ens}seeds = [4, 5]\n[grid]\n\"trainer.lr\" = [0.1, 0.2]\n"),
+            Path::new("e.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            (spec.kind, spec.seeds.clone()),
+            (FitKind::Ensemble, vec![4, 5])
+        );
+        assert_eq!(spec.points().len(), 2);
         let e = err("base = \"lurz2020\"\ndata = [\"d\"]\n[resources]\ncpu = 2\n");
         assert!(e.contains("resources") && e.contains("cpu"), "{e}");
         let e = err("base = \"lurz2020\"\ndata = []\n");

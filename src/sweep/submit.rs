@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::engine::{Engine, WorkerContext, job_alive};
 use super::plan::Plan;
-use super::spec::SweepSpec;
+use super::spec::{FitKind, SweepSpec};
 use super::store::{self, Status, record::now};
 use super::worker::base_record;
 
@@ -37,7 +37,25 @@ pub fn submit(
     exe: &Path,
     retry_failed: bool,
 ) -> anyhow::Result<SweepReport> {
-    let mut plan = Plan::make(spec)?;
+    submit_plan(
+        Plan::make(spec)?,
+        sweep_dir,
+        store_url,
+        engine,
+        exe,
+        retry_failed,
+    )
+}
+
+/// [`submit`] for a plan made otherwise (e.g. by `cortexfit experiment data-efficiency`).
+pub fn submit_plan(
+    mut plan: Plan,
+    sweep_dir: &Path,
+    store_url: &str,
+    engine: &mut dyn Engine,
+    exe: &Path,
+    retry_failed: bool,
+) -> anyhow::Result<SweepReport> {
     let new_ids: Vec<String> = plan.fits.iter().map(|f| f.id.clone()).collect();
     if sweep_dir.join("plan.json").exists() {
         let old = Plan::read(sweep_dir)?;
@@ -78,10 +96,41 @@ pub fn submit(
         sweep_dir,
         store: store_url,
     };
-    let submitted_at = now();
-    let submission = engine.submit(&ctx, &report.submitted)?;
-    for (id, job) in report.submitted.iter().zip(&submission.jobs) {
-        if let Some(job) = job {
+    // Ensembles run after their members: a second round (local) or a second job array that
+    // waits for the first and for members queued earlier (SLURM).
+    let is_ensemble = |id: &String| {
+        plan.fit(id)
+            .is_ok_and(|f| f.kind(&plan) == FitKind::Ensemble.name())
+    };
+    let (ensembles, fits): (Vec<String>, Vec<String>) =
+        report.submitted.iter().cloned().partition(is_ensemble);
+    let mut messages = Vec::new();
+    let mut after: Vec<String> = Vec::new();
+    let mut earlier: Vec<String> = Vec::new();
+    for id in &report.in_progress {
+        if let Some(array) = store
+            .get(id)?
+            .and_then(|r| r.job)
+            .as_deref()
+            .and_then(slurm_job)
+        {
+            earlier.push(array);
+        }
+    }
+    for round in [fits, ensembles] {
+        if round.is_empty() {
+            continue;
+        }
+        let submitted_at = now();
+        let submission = engine.submit(&ctx, &round, &after)?;
+        messages.push(submission.message.clone());
+        for (id, job) in round.iter().zip(&submission.jobs) {
+            let Some(job) = job else { continue };
+            if let Some(array) = slurm_job(job)
+                && !after.contains(&array)
+            {
+                after.push(array);
+            }
             // A worker that already started (and maybe failed) since the submission wins.
             let touched = store
                 .get(id)?
@@ -96,7 +145,19 @@ pub fn submit(
             record.submitted_at = Some(submitted_at);
             store.submitted(&record)?;
         }
+        // Fits queued by an earlier submission: the ensembles wait for them too.
+        for array in &earlier {
+            if !after.contains(array) {
+                after.push(array.clone());
+            }
+        }
     }
-    report.message = submission.message;
+    report.message = messages.join("; ");
     Ok(report)
+}
+
+/// The SLURM job id of an engine job name `slurm:JOB_TASK`.
+fn slurm_job(job: &str) -> Option<String> {
+    let rest = job.strip_prefix("slurm:")?;
+    Some(rest.split('_').next().unwrap_or(rest).to_string())
 }

@@ -2,8 +2,9 @@
 //! task): mark it running, train it (or continue it from its last checkpoint), record the
 //! outcome in the store.
 //!
-//! Each fit's run directory is `SWEEP/runs/<id>/`, an ordinary run (every command that takes
-//! `--run` reads it) plus `fit.json` (the fit's record as it started) and, for a failed fit,
+//! Each fit's run directory is `SWEEP/runs/<id>/`, an ordinary run or ensemble (every command
+//! that takes `--run` reads it; an ensemble fit's metrics are in `ensemble_summary.json`, see
+//! [`super::ensemble`]) plus `fit.json` (the fit's record as it started) and, for a failed fit,
 //! `error.txt`. These files make the run directories the source of truth: [`rebuild`] recreates
 //! the store from them.
 
@@ -11,8 +12,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::ensemble::{self, EnsembleSummary};
 use super::plan::{Plan, PlannedFit, VERSION};
+use super::spec::FitKind;
 use super::store::{FitRecord, MetricValue, Status, Store};
+use crate::run::evaluate::TierSummary;
 use crate::run::{Progress, RunDir, RunOptions, Summary};
 
 /// What a worker did.
@@ -37,7 +41,7 @@ pub fn base_record(sweep_dir: &Path, plan: &Plan, fit: &PlannedFit, status: Stat
         id: fit.id.clone(),
         sweep: plan.name.clone(),
         label: fit.label.clone(),
-        kind: plan.kind.clone(),
+        kind: fit.kind(plan).to_string(),
         config: fit.canonical.clone(),
         point: serde_json::Value::Object(fit.point.clone()).to_string(),
         status,
@@ -107,12 +111,16 @@ pub fn run_fit(
     let _ = std::fs::remove_file(dir.join("error.txt"));
     let result = match &fit.error {
         Some(message) => Err(anyhow::anyhow!("{message}")),
-        None => train_or_continue(plan, fit, &dir, options, progress),
+        None if fit.kind(plan) == FitKind::Ensemble.name() => {
+            ensemble::form_and_evaluate(plan, fit, &dir, store, options)
+                .map(|s| fill_from_ensemble(&mut record, &s))
+        }
+        None => train_or_continue(plan, fit, &dir, options, progress)
+            .map(|s| fill_from_summary(&mut record, &s)),
     };
     record.finished_at = Some(super::store::record::now());
     match result {
-        Ok(summary) => {
-            fill_from_summary(&mut record, &summary);
+        Ok(()) => {
             record.status = Status::Finished;
             store.put(&record)?;
             Ok(Outcome::Finished)
@@ -184,9 +192,19 @@ pub fn fill_from_summary(record: &mut FitRecord, summary: &Summary) {
     record.epochs = Some(summary.epochs as i64);
     record.best_epoch = Some(summary.best_epoch as i64);
     record.best_validation_correlation = Some(summary.best_validation_correlation);
+    fill_metrics(record, &summary.validation, &summary.test);
+}
+
+/// Copies a formed ensemble's metrics into its record (no training columns: its members have
+/// them).
+pub fn fill_from_ensemble(record: &mut FitRecord, summary: &EnsembleSummary) {
+    fill_metrics(record, &summary.validation, &summary.test);
+}
+
+fn fill_metrics(record: &mut FitRecord, validation: &[TierSummary], test: &[TierSummary]) {
     record.error = None;
     record.metrics.clear();
-    for t in summary.validation.iter().chain(&summary.test) {
+    for t in validation.iter().chain(test) {
         let values = [
             ("single_trial_correlation", Some(t.single_trial_correlation)),
             ("correlation_to_average", t.correlation_to_average),
@@ -226,7 +244,11 @@ pub fn rebuild(sweep_dir: &Path, store: &mut dyn Store) -> anyhow::Result<usize>
             .with_context(|| format!("{}: not a fit record", path.display()))?;
         record.run_dir = dir.display().to_string();
         let summary = RunDir::new(&dir).summary();
-        if summary.exists() {
+        let ensemble_summary = dir.join(ensemble::SUMMARY_FILE);
+        if ensemble_summary.exists() {
+            fill_from_ensemble(&mut record, &ensemble::read(&ensemble_summary)?);
+            record.status = Status::Finished;
+        } else if summary.exists() {
             fill_from_summary(&mut record, &read_summary(&summary)?);
             record.status = Status::Finished;
         } else if let Ok(error) = std::fs::read_to_string(dir.join("error.txt")) {

@@ -2,7 +2,8 @@
 //! rerunning (nothing submitted), a broken fit recorded as failed, `results` queries, rebuild
 //! and plot; then the same sweep on a real single-node SLURM cluster started by
 //! `tests/sweep/slurm.sh` (one task requeued midway continues from its checkpoint) with the same
-//! ids and metrics. Included from `tests/cli.rs`.
+//! ids and metrics, followed by an ensemble sweep and `sweep cancel` there
+//! (`tests/cli/sweep_kinds.rs`). Included from `tests/cli.rs`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -362,4 +363,6 @@ fn slurm_part(tmp: &Path, spec: &Path, local_rows: &BTreeMap<String, serde_json:
         text.contains("6 finished") && text.contains("1 failed"),
         "{text}"
     );
+
+    super::sweep_kinds::slurm_ensemble_and_cancel(tmp, &conf);
 }

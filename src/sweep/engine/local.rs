@@ -1,11 +1,119 @@
 //! The local engine: `--jobs N` fits at a time on this machine, each a child process
 //! (`cortexfit sweep worker`) with its share of the cores as threads.
+//!
+//! While it runs, `SWEEP/local-run.json` names the `cortexfit sweep run` process and the
+//! workers it started, so `cortexfit sweep cancel` can stop them ([`stop`]).
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
 
 use super::{Engine, Submission, WorkerContext};
+use crate::sweep::worker::host_name;
+
+/// `SWEEP/local-run.json`: who runs the sweep's fits on this machine right now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LocalRun {
+    pub host: String,
+    /// The `cortexfit sweep run` process.
+    pub pid: u32,
+    /// The workers it started (finished ones included).
+    pub workers: Vec<u32>,
+}
+
+fn run_file(sweep_dir: &Path) -> PathBuf {
+    sweep_dir.join("local-run.json")
+}
+
+impl LocalRun {
+    fn write(&self, sweep_dir: &Path) -> anyhow::Result<()> {
+        crate::io::atomic_write(
+            &run_file(sweep_dir),
+            serde_json::to_string_pretty(self)?.as_bytes(),
+        )
+    }
+}
+
+/// Whether process `pid` of this machine is alive (a zombie, dead but not yet waited for,
+/// counts as gone).
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name: `PID (NAME) S ...`.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// Whether process `pid` runs `… sweep …` (a `cortexfit sweep run` or `sweep worker`).
+pub fn is_sweep_process(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.split(|&b| b == 0).skip(1).any(|arg| arg == b"sweep"))
+}
+
+/// Asks process `pid` to stop (SIGTERM) and waits up to `wait` for it to be gone; whether it is.
+pub fn terminate(pid: u32, wait: Duration) -> anyhow::Result<bool> {
+    if !process_alive(pid) {
+        return Ok(true);
+    }
+    #[cfg(unix)]
+    {
+        let pid_t = libc::pid_t::try_from(pid).context("a process id out of range")?;
+        // SAFETY: kill(2) with a plain pid and signal number has no memory effects.
+        unsafe {
+            libc::kill(pid_t, libc::SIGTERM);
+        }
+    }
+    #[cfg(not(unix))]
+    anyhow::bail!("stopping process {pid} is only supported on Unix");
+    let start = Instant::now();
+    while process_alive(pid) {
+        if start.elapsed() > wait {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(true)
+}
+
+/// Stops the local run of the sweep in `sweep_dir` (the `sweep run` process first, so it starts
+/// no more workers, then its workers); returns the processes stopped. Nothing when the sweep
+/// does not run on this machine.
+pub fn stop(sweep_dir: &Path) -> anyhow::Result<Vec<u32>> {
+    let path = run_file(sweep_dir);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(Vec::new());
+    };
+    let run: LocalRun = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a local run record", path.display()))?;
+    if run.host != host_name() {
+        anyhow::bail!(
+            "the sweep in {} runs on {} (its `cortexfit sweep run` is process {} there): cancel \
+             it there",
+            sweep_dir.display(),
+            run.host,
+            run.pid
+        );
+    }
+    let mut stopped = Vec::new();
+    for pid in std::iter::once(run.pid).chain(run.workers) {
+        // A stale record's pid may belong to another process by now: only `cortexfit sweep …`.
+        if process_alive(pid) && is_sweep_process(pid) {
+            anyhow::ensure!(
+                terminate(pid, Duration::from_secs(30))?,
+                "process {pid} did not stop within 30 s of SIGTERM"
+            );
+            stopped.push(pid);
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+    Ok(stopped)
+}
 
 /// Runs fits as child processes on this machine.
 #[derive(Debug, Clone)]
@@ -58,14 +166,30 @@ impl Engine for LocalEngine {
         "local"
     }
 
-    fn submit(&mut self, ctx: &WorkerContext<'_>, ids: &[String]) -> anyhow::Result<Submission> {
+    fn submit(
+        &mut self,
+        ctx: &WorkerContext<'_>,
+        ids: &[String],
+        _after: &[String],
+    ) -> anyhow::Result<Submission> {
+        let mut record = LocalRun {
+            host: host_name(),
+            pid: std::process::id(),
+            workers: Vec::new(),
+        };
+        record.write(ctx.sweep_dir)?;
         let mut queue = ids.iter();
         let mut running: Vec<(String, Child)> = Vec::new();
         let mut failed_workers = Vec::new();
         loop {
             while running.len() < self.jobs {
                 match queue.next() {
-                    Some(id) => running.push((id.clone(), self.spawn(ctx, id)?)),
+                    Some(id) => {
+                        let child = self.spawn(ctx, id)?;
+                        record.workers.push(child.id());
+                        record.write(ctx.sweep_dir)?;
+                        running.push((id.clone(), child));
+                    }
                     None => break,
                 }
             }
@@ -81,8 +205,9 @@ impl Engine for LocalEngine {
                 }
             }
             running = still;
-            std::thread::sleep(std::time::Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(100));
         }
+        let _ = std::fs::remove_file(run_file(ctx.sweep_dir));
         let mut message = format!(
             "{} fits ran on this machine ({} at a time, {} threads each)",
             ids.len(),

@@ -41,8 +41,15 @@ pub struct Submission {
 pub trait Engine {
     /// `local` or `slurm`.
     fn name(&self) -> &'static str;
-    /// Runs (local: to the end) or queues (slurm) one worker per fit id.
-    fn submit(&mut self, ctx: &WorkerContext<'_>, ids: &[String]) -> anyhow::Result<Submission>;
+    /// Runs (local: to the end) or queues (slurm) one worker per fit id; the workers start
+    /// once the SLURM jobs `after` ended (the local engine's earlier rounds have ended when it
+    /// returns, so it has nothing to wait for).
+    fn submit(
+        &mut self,
+        ctx: &WorkerContext<'_>,
+        ids: &[String],
+        after: &[String],
+    ) -> anyhow::Result<Submission>;
 }
 
 /// Whether the job recorded with a fit is still queued or running, as far as this machine can

@@ -28,14 +28,27 @@ fn sh_quote(text: &str) -> String {
 }
 
 impl SlurmEngine {
-    /// The batch script of an array of `tasks` fits whose ids are listed in `task_file`.
-    pub fn script(&self, ctx: &WorkerContext<'_>, task_file: &Path, tasks: usize) -> String {
+    /// The batch script of an array of `tasks` fits whose ids are listed in `task_file`, to
+    /// start once the jobs `after` ended (however they ended).
+    pub fn script(
+        &self,
+        ctx: &WorkerContext<'_>,
+        task_file: &Path,
+        tasks: usize,
+        after: &[String],
+    ) -> String {
         let r = &self.resources;
         let logs = ctx.sweep_dir.join("logs");
         let mut s = String::from("#!/bin/bash\n");
         s.push_str(&format!("#SBATCH --job-name=cortexfit-{}\n", self.name));
         s.push_str(&format!("#SBATCH --array=0-{}\n", tasks - 1));
         s.push_str("#SBATCH --requeue\n");
+        if !after.is_empty() {
+            s.push_str(&format!(
+                "#SBATCH --dependency=afterany:{}\n",
+                after.join(":")
+            ));
+        }
         s.push_str("#SBATCH --ntasks=1\n");
         s.push_str(&format!("#SBATCH --cpus-per-task={}\n", r.cpus));
         if let Some(m) = &r.memory {
@@ -78,7 +91,12 @@ impl Engine for SlurmEngine {
         "slurm"
     }
 
-    fn submit(&mut self, ctx: &WorkerContext<'_>, ids: &[String]) -> anyhow::Result<Submission> {
+    fn submit(
+        &mut self,
+        ctx: &WorkerContext<'_>,
+        ids: &[String],
+        after: &[String],
+    ) -> anyhow::Result<Submission> {
         if ids.is_empty() {
             return Ok(Submission {
                 jobs: Vec::new(),
@@ -97,7 +115,7 @@ impl Engine for SlurmEngine {
         let script_path = folder.join(format!("array-{n}.sh"));
         crate::io::atomic_write(
             &script_path,
-            self.script(ctx, &task_file, ids.len()).as_bytes(),
+            self.script(ctx, &task_file, ids.len(), after).as_bytes(),
         )?;
         let out = Command::new("sbatch")
             .arg("--parsable")
@@ -132,8 +150,13 @@ impl Engine for SlurmEngine {
                 .map(|i| Some(format!("slurm:{job}_{i}")))
                 .collect(),
             message: format!(
-                "submitted job array {job} ({} tasks, script {})",
+                "submitted job array {job} ({} tasks{}, script {})",
                 ids.len(),
+                if after.is_empty() {
+                    String::new()
+                } else {
+                    format!(", after job {}", after.join(", "))
+                },
                 script_path.display()
             ),
         })
@@ -214,7 +237,12 @@ mod tests {
             sweep_dir: Path::new("/s/lr"),
             store: "postgres://u@db/lab",
         };
-        let s = engine.script(&ctx, Path::new("/s/lr/slurm/tasks-0.txt"), 6);
+        let s = engine.script(
+            &ctx,
+            Path::new("/s/lr/slurm/tasks-0.txt"),
+            6,
+            &["41".into(), "42".into()],
+        );
         for line in [
             "#SBATCH --array=0-5",
             "#SBATCH --requeue",
@@ -223,6 +251,7 @@ mod tests {
             "#SBATCH --time=01:00:00",
             "#SBATCH --partition=cpu",
             "#SBATCH --gres=gpu:1",
+            "#SBATCH --dependency=afterany:41:42",
         ] {
             assert!(s.contains(line), "{line} missing:\n{s}");
         }

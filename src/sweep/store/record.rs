@@ -109,7 +109,8 @@ impl FitRecord {
     }
 
     /// The value of a dotted config key (`trainer.lr`, `seed`, `data.image_n`) in the hashed
-    /// config, or of a column (`id`, `status`, `sweep`, `kind`, `host`, `version`, `label`).
+    /// config, or of a column (`id`, `status`, `sweep`, `kind`, `host`, `version`, `label`), or
+    /// else of an axis of the fit's point that is no config key (an experiment's `condition`).
     pub fn key(&self, key: &str) -> Option<serde_json::Value> {
         let column = match key {
             "id" => Some(self.id.clone()),
@@ -126,11 +127,16 @@ impl FitRecord {
             return Some(serde_json::Value::String(c));
         }
         let doc: serde_json::Value = serde_json::from_str(&self.config).ok()?;
-        let mut node = doc.get("config")?;
-        for part in key.split('.') {
-            node = node.get(part)?;
-        }
-        Some(node.clone())
+        let in_config = doc.get("config").and_then(|mut node| {
+            for part in key.split('.') {
+                node = node.get(part)?;
+            }
+            Some(node.clone())
+        });
+        in_config.or_else(|| {
+            let point: serde_json::Value = serde_json::from_str(&self.point).ok()?;
+            point.get(key).cloned()
+        })
     }
 }
 

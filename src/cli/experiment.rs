@@ -57,7 +57,7 @@ pub struct DataEfficiencyArgs {
     /// Wall-clock budget per fit.
     #[arg(long, value_name = "M")]
     pub max_minutes: Option<f64>,
-    /// Worker threads of each fit (default: all cores split between the `--jobs`; with
+    /// Worker threads of each fit (default: all cores split between the fits running at once; with
     /// `--engine slurm` the CPUs of each array task, default 1).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -65,9 +65,10 @@ pub struct DataEfficiencyArgs {
     /// or `slurm` (one job array; run the command again once it ended to collect the results).
     #[arg(long, value_enum, default_value = "local")]
     pub engine: EngineKind,
-    /// `--engine local`: fits at a time.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub jobs: usize,
+    /// `--engine local`: fits at a time (default: one per core, or as many as `--threads` each
+    /// fit on the cores).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
     /// The results store of the fits: an SQLite file (`sqlite:PATH` or a path) or
     /// `postgres://…` (default: the one the experiment was run with, else OUT/results.sqlite).
     #[arg(long, value_name = "URL")]
@@ -130,13 +131,24 @@ fn data_efficiency(args: DataEfficiencyArgs) -> anyhow::Result<()> {
         gpus: 0,
     };
     let mut engine: Box<dyn Engine> = match args.engine {
-        EngineKind::Local => Box::new(LocalEngine::new(
-            args.jobs,
-            args.threads.map(|t| t * args.jobs),
-        )?),
+        EngineKind::Local => {
+            // `--threads` is per fit here; without `--jobs`, as many fits as fit on the cores.
+            let jobs = match (args.jobs, args.threads) {
+                (None, Some(t)) => Some(
+                    (std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+                        / t.max(1))
+                    .max(1),
+                ),
+                (jobs, _) => jobs,
+            };
+            Box::new(LocalEngine::new(
+                jobs,
+                args.threads.map(|t| t * jobs.unwrap_or(1)),
+            )?)
+        }
         EngineKind::Slurm => {
             anyhow::ensure!(
-                args.jobs == 1,
+                args.jobs.is_none(),
                 "--jobs is for --engine local; on SLURM every fit is an array task"
             );
             Box::new(SlurmEngine {

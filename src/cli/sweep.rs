@@ -64,9 +64,10 @@ pub struct RunArgs {
     /// Where the fits run: `local` (this machine, waits for the end) or `slurm` (one job array).
     #[arg(long, value_enum, default_value = "local")]
     pub engine: EngineKind,
-    /// `--engine local`: fits at a time.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub jobs: usize,
+    /// `--engine local`: fits at a time (default: one per thread, each fit one thread — the
+    /// most fits per hour; fewer fits than threads share them out).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
     /// `--engine local`: threads in all, split between the jobs (default: every core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -222,7 +223,7 @@ fn submit(args: RunArgs, retry: bool) -> anyhow::Result<()> {
         EngineKind::Local => Box::new(LocalEngine::new(args.jobs, args.threads)?),
         EngineKind::Slurm => {
             anyhow::ensure!(
-                args.jobs == 1 && args.threads.is_none(),
+                args.jobs.is_none() && args.threads.is_none(),
                 "--jobs and --threads are for --engine local; SLURM fits get `[resources]` of the spec"
             );
             Box::new(SlurmEngine {

@@ -116,28 +116,43 @@ pub fn stop(sweep_dir: &Path) -> anyhow::Result<Vec<u32>> {
 }
 
 /// Runs fits as child processes on this machine.
+///
+/// By default one fit per core, each with one thread: two lurz2020 fits side by side with one
+/// thread each finished an epoch every 52 s each on a 2-core Zen 4 machine, against 29 s for one
+/// fit with both threads, ~10 % more fits per hour (README, "Speed"). With fewer fits than
+/// places, the threads are split between the fits there are.
 #[derive(Debug, Clone)]
 pub struct LocalEngine {
-    /// Fits at a time (at least 1).
-    pub jobs: usize,
-    /// Threads per fit (the machine's cores split between the jobs when not given).
-    pub threads_per_fit: usize,
+    /// Fits at a time (`None`: one per thread of `threads`).
+    pub jobs: Option<usize>,
+    /// Threads in all, split between the fits that run at once.
+    pub threads: usize,
 }
 
 impl LocalEngine {
-    /// `jobs` fits at a time; `threads` in all (default: every core), split evenly.
-    pub fn new(jobs: usize, threads: Option<usize>) -> anyhow::Result<Self> {
-        anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
-        let total = threads.unwrap_or_else(|| {
+    /// `jobs` fits at a time (default: one per thread); `threads` in all (default: every
+    /// core), split evenly.
+    pub fn new(jobs: Option<usize>, threads: Option<usize>) -> anyhow::Result<Self> {
+        anyhow::ensure!(jobs != Some(0), "--jobs must be at least 1");
+        anyhow::ensure!(threads != Some(0), "--threads must be at least 1");
+        let threads = threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         });
-        Ok(Self {
-            jobs,
-            threads_per_fit: (total / jobs).max(1),
-        })
+        Ok(Self { jobs, threads })
     }
 
-    fn spawn(&self, ctx: &WorkerContext<'_>, id: &str) -> anyhow::Result<Child> {
+    /// Fits at a time and threads per fit for `fits` fits.
+    pub fn layout(&self, fits: usize) -> (usize, usize) {
+        let jobs = self.jobs.unwrap_or(self.threads).min(fits).max(1);
+        (jobs, (self.threads / jobs).max(1))
+    }
+
+    fn spawn(
+        &self,
+        ctx: &WorkerContext<'_>,
+        id: &str,
+        threads_per_fit: usize,
+    ) -> anyhow::Result<Child> {
         let log_path = ctx.log_path(id);
         if let Some(parent) = log_path.parent() {
             std::fs::create_dir_all(parent)
@@ -152,7 +167,7 @@ impl LocalEngine {
             .args(["sweep", "worker", "--sweep"])
             .arg(ctx.sweep_dir)
             .args(["--fit", id, "--store", ctx.store, "--threads"])
-            .arg(self.threads_per_fit.to_string())
+            .arg(threads_per_fit.to_string())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -178,14 +193,15 @@ impl Engine for LocalEngine {
             workers: Vec::new(),
         };
         record.write(ctx.sweep_dir)?;
+        let (jobs, threads_per_fit) = self.layout(ids.len());
         let mut queue = ids.iter();
         let mut running: Vec<(String, Child)> = Vec::new();
         let mut failed_workers = Vec::new();
         loop {
-            while running.len() < self.jobs {
+            while running.len() < jobs {
                 match queue.next() {
                     Some(id) => {
-                        let child = self.spawn(ctx, id)?;
+                        let child = self.spawn(ctx, id, threads_per_fit)?;
                         record.workers.push(child.id());
                         record.write(ctx.sweep_dir)?;
                         running.push((id.clone(), child));
@@ -211,8 +227,8 @@ impl Engine for LocalEngine {
         let mut message = format!(
             "{} fits ran on this machine ({} at a time, {} threads each)",
             ids.len(),
-            self.jobs,
-            self.threads_per_fit
+            jobs,
+            threads_per_fit
         );
         if !failed_workers.is_empty() {
             message.push_str(&format!(
@@ -225,5 +241,29 @@ impl Engine for LocalEngine {
             jobs: vec![None; ids.len()],
             message,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LocalEngine;
+
+    #[test]
+    fn by_default_one_fit_per_thread_and_the_threads_split_between_fewer_fits() {
+        let engine = LocalEngine::new(None, Some(4)).unwrap();
+        assert_eq!(engine.layout(10), (4, 1));
+        assert_eq!(engine.layout(2), (2, 2));
+        assert_eq!(engine.layout(1), (1, 4));
+        let engine = LocalEngine::new(Some(2), Some(4)).unwrap();
+        assert_eq!(engine.layout(10), (2, 2));
+        assert_eq!(engine.layout(1), (1, 4));
+        let engine = LocalEngine::new(Some(3), Some(2)).unwrap();
+        assert_eq!(
+            engine.layout(5),
+            (3, 1),
+            "more jobs than threads: one thread each"
+        );
+        assert!(LocalEngine::new(Some(0), None).is_err());
+        assert!(LocalEngine::new(None, Some(0)).is_err());
     }
 }

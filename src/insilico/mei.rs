@@ -234,13 +234,17 @@ fn optimise_batch(
         if !active.iter().any(|&a| a) {
             break;
         }
-        let images: Vec<f32> = deviation.iter().map(|d| d + grey).collect();
-        let out = row_gradients(ensemble, key, context, &images, batch, n_neurons);
-        for row in 0..b {
-            if !active[row] {
-                continue;
-            }
-            let r = out.responses[row] as f64;
+        // Only the neurons still searching go through the model: a neuron's row does not
+        // depend on the others in the batch (evaluation mode), so stopped ones drop out.
+        let rows: Vec<usize> = (0..b).filter(|&row| active[row]).collect();
+        let images: Vec<f32> = rows
+            .iter()
+            .flat_map(|&row| deviation[row * len..(row + 1) * len].iter().map(|d| d + grey))
+            .collect();
+        let probed: Vec<usize> = rows.iter().map(|&row| batch[row]).collect();
+        let out = row_gradients(ensemble, key, context, &images, &probed, n_neurons);
+        for (k, &row) in rows.iter().enumerate() {
+            let r = out.responses[k] as f64;
             let progress = r - best_response[row] > config.tolerance * best_response[row].abs();
             if r > best_response[row] {
                 best_response[row] = r;
@@ -268,7 +272,7 @@ fn optimise_batch(
                 active[row] = false;
                 continue;
             }
-            let mut g = out.gradients[row * len..(row + 1) * len].to_vec();
+            let mut g = out.gradients[k * len..(k + 1) * len].to_vec();
             gaussian_blur(&mut g, h, w, config.blur_sigma);
             let g_norm = l2(&g);
             if g_norm == 0.0 || !g_norm.is_finite() {

@@ -239,7 +239,11 @@ fn optimise_batch(
         let rows: Vec<usize> = (0..b).filter(|&row| active[row]).collect();
         let images: Vec<f32> = rows
             .iter()
-            .flat_map(|&row| deviation[row * len..(row + 1) * len].iter().map(|d| d + grey))
+            .flat_map(|&row| {
+                deviation[row * len..(row + 1) * len]
+                    .iter()
+                    .map(|d| d + grey)
+            })
             .collect();
         let probed: Vec<usize> = rows.iter().map(|&row| batch[row]).collect();
         let out = row_gradients(ensemble, key, context, &images, &probed, n_neurons);

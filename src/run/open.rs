@@ -321,6 +321,15 @@ pub fn readout_sigma(model: &Encoder, key: usize) -> Option<Vec<[f64; 4]>> {
     )
 }
 
+/// Whether the run in `dir` stopped for its wall-clock budget (`trainer.max_minutes`), or may
+/// have: no readable `summary.json` (an unfinished or imported run) counts as yes.
+fn time_budget_may_have_acted(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("summary.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<super::summary::Summary>(&text).ok())
+        .is_none_or(|s| s.stop_reason == crate::train::StopReason::TimeBudget)
+}
+
 /// Opens every member; they must share the configuration except for the seed, the data keys and
 /// the neurons of every readout.
 pub fn check_members(members: &[PathBuf], device: &Device) -> anyhow::Result<Vec<Run>> {
@@ -337,10 +346,17 @@ pub fn check_members(members: &[PathBuf], device: &Device) -> anyhow::Result<Vec
         let mut config = run.config.clone();
         config.seed = first.config.seed;
         config.transfer = first.config.transfer.clone();
+        // A wall-clock budget that stopped neither fit did not shape either of them.
+        if config.trainer.max_minutes != first.config.trainer.max_minutes
+            && !time_budget_may_have_acted(path)
+            && !time_budget_may_have_acted(&members[0])
+        {
+            config.trainer.max_minutes = first.config.trainer.max_minutes;
+        }
         anyhow::ensure!(
             config == first.config,
             "ensemble member {} has another configuration than {} (members may differ only in \
-             `seed` and `[transfer]`)",
+             `seed`, `[transfer]` and a `trainer.max_minutes` that stopped none of them)",
             path.display(),
             members[0].display()
         );

@@ -138,6 +138,50 @@ fn an_ensemble_of_seeds_predicts_the_mean_of_its_members_everywhere_a_run_is_tak
         "{err}"
     );
 
+    // A wall-clock cap that stopped no member does not make it another configuration; one that
+    // stopped a member does.
+    let capped = |name: &str, minutes: &str| {
+        let out = dir.path().join(name);
+        run_ok(
+            cortexfit()
+                .args(["train", "--preset", "lurz2020", "--data"])
+                .arg(&data)
+                .arg("--out")
+                .arg(&out)
+                .args(TINY)
+                .args(["--set", "trainer.max_epochs=2"])
+                .args(["--set", &format!("trainer.max_minutes={minutes}")])
+                .args(["--seed", "4", "--threads", "1", "--quiet"]),
+        );
+        out
+    };
+    let unused_cap = capped("cap-unused", "60");
+    run_ok(
+        cortexfit()
+            .args(["ensemble", "--runs"])
+            .arg(ens.join("seed-1"))
+            .arg(&unused_cap)
+            .arg("--out")
+            .arg(dir.path().join("with-cap")),
+    );
+    let acting_cap = capped("cap-acting", "0.00001");
+    let summary = std::fs::read_to_string(acting_cap.join("summary.json")).unwrap();
+    assert!(summary.contains("time_budget"), "{summary}");
+    let out = cortexfit()
+        .args(["ensemble", "--runs"])
+        .arg(ens.join("seed-1"))
+        .arg(&acting_cap)
+        .arg("--out")
+        .arg(dir.path().join("bad-cap"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another configuration") && err.contains("max_minutes"),
+        "{err}"
+    );
+
     // In-silico experiments take the ensemble (the members' mean response is the objective).
     let meis = dir.path().join("meis");
     let out = run_ok(

@@ -34,7 +34,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 from torch.utils.data.sampler import SubsetRandomSampler  # noqa: E402
 
-from torch_reference import CHANNELS  # noqa: E402
+from torch_reference import lurz2020_core  # noqa: E402
 
 
 def loaders(path, batch_size, seed):
@@ -61,16 +61,9 @@ def loaders(path, batch_size, seed):
 
 def build(dataset, first_batch_responses):
     """REFERENCE.md 3.1, the paper's configuration, on the dataset's neurons."""
-    from neuralpredictors.layers.cores import SE2dCore
     from neuralpredictors.layers.readouts import FullGaussian2d
 
-    core = SE2dCore(
-        input_channels=1, hidden_channels=CHANNELS, input_kern=15, hidden_kern=13, layers=4,
-        gamma_input=1.0, skip=0, final_nonlinearity=True, bias=False, momentum=0.9,
-        pad_input=False, batch_norm=True, hidden_dilation=1, laplace_padding=None,
-        input_regularizer="LaplaceL2norm", stack=-1, se_reduction=32, n_se_blocks=0,
-        depth_separable=True, linear=False,
-    )
+    core = lurz2020_core()
     grid = dataset.neurons.cell_motor_coordinates[:, :2].astype(np.float32)
     grid = grid - grid.mean(axis=0)
     grid = grid / np.abs(grid).max()

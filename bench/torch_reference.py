@@ -38,18 +38,24 @@ def median_ms(fn, reps):
     return statistics.median(times)
 
 
-def build_lurz2020(layout):
-    """REFERENCE.md 3.1: SE2dCore (paper config) + FullGaussian2d with a cortex grid predictor."""
+def lurz2020_core():
+    """REFERENCE.md 3.1: the paper's SE2dCore."""
     from neuralpredictors.layers.cores import SE2dCore
-    from neuralpredictors.layers.readouts import FullGaussian2d
 
-    core = SE2dCore(
+    return SE2dCore(
         input_channels=1, hidden_channels=CHANNELS, input_kern=15, hidden_kern=13, layers=4,
         gamma_input=1.0, skip=0, final_nonlinearity=True, bias=False, momentum=0.9,
         pad_input=False, batch_norm=True, hidden_dilation=1, laplace_padding=None,
         input_regularizer="LaplaceL2norm", stack=-1, se_reduction=32, n_se_blocks=0,
         depth_separable=True, linear=False,
     )
+
+
+def build_lurz2020(layout):
+    """REFERENCE.md 3.1: SE2dCore (paper config) + FullGaussian2d with a cortex grid predictor."""
+    from neuralpredictors.layers.readouts import FullGaussian2d
+
+    core = lurz2020_core()
     generator = torch.Generator().manual_seed(0)
     cortex = torch.rand(NEURONS, 2, generator=generator) * 2 - 1
     readout = FullGaussian2d(

@@ -50,7 +50,7 @@ fn plan_ids(spec: &Path) -> Vec<String> {
 }
 
 /// `cortexfit results --format json` rows by id.
-fn results(args: &[&str]) -> BTreeMap<String, serde_json::Value> {
+pub fn results(args: &[&str]) -> BTreeMap<String, serde_json::Value> {
     let out = run_ok(
         cortexfit()
             .arg("results")

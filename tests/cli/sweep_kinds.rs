@@ -3,11 +3,11 @@
 //! the local engine; `slurm_ensemble_and_cancel` is the same on the SLURM cluster of
 //! `tests/cli/sweep.rs`. Included from `tests/cli.rs`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use super::sweep::results as rows;
 use super::{cortexfit, run_ok, simulate};
 
 const SMALL: &str = r#"set = ["model.core.hidden_channels=8", "model.core.layers=2",
@@ -26,20 +26,6 @@ pub fn write_ensemble_spec(dir: &Path, name: &str) -> PathBuf {
     )
     .unwrap();
     spec
-}
-
-/// `cortexfit results --format json` rows by id.
-fn rows(args: &[&str]) -> BTreeMap<String, serde_json::Value> {
-    let out = run_ok(
-        cortexfit()
-            .arg("results")
-            .args(args)
-            .args(["--format", "json"]),
-    );
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    rows.into_iter()
-        .map(|r| (r["id"].as_str().unwrap().to_string(), r))
-        .collect()
 }
 
 fn plan(spec: &Path) -> Vec<serde_json::Value> {

@@ -1,6 +1,7 @@
 """`cortexfit export` loads into neuralpredictors, which then predicts what cortexfit predicts.
 
-Needs torch, safetensors and neuralpredictors (0.3.0); where they are not installed (CI does not
+Both export formats: PyTorch's own `.pth` and `.safetensors`. Needs torch, neuralpredictors
+(0.3.0) and, for the safetensors file, safetensors; where they are not installed (CI does not
 install torch: it is large) the test skips and says why.
 """
 
@@ -14,9 +15,6 @@ import pytest
 
 torch = pytest.importorskip(
     "torch", reason="torch is not installed: the export is not checked against neuralpredictors"
-)
-pytest.importorskip(
-    "safetensors.torch", reason="safetensors is not installed: the export cannot be loaded"
 )
 # neuralpredictors 0.3.0 predates Python 3.10's removal of these aliases and imports
 # torchvision, which its model classes do not use (as ../shared/fixtures/pytorch/make_fixture.py).
@@ -35,10 +33,21 @@ pytest.importorskip(
 TOLERANCE = 1e-5
 
 
-def test_export_loads_into_neuralpredictors_and_predicts_the_same(cli, sim, trained, tmp_path):
+@pytest.mark.parametrize("name", ["model.pth", "model.safetensors"])
+def test_export_loads_into_neuralpredictors_and_predicts_the_same(
+    cli, sim, trained, tmp_path, name
+):
     dataset, _ = sim
-    out = tmp_path / "model.safetensors"
+    out = tmp_path / name
+    if name.endswith(".safetensors"):
+        pytest.importorskip(
+            "safetensors.torch", reason="safetensors is not installed: the export cannot be loaded"
+        )
     code = cli("export", "--run", trained.path, "--out", out).stdout
+    if name.endswith(".pth"):
+        # PyTorch's own format loads with the restricted unpickler too (the default since 2.6).
+        state = torch.load(out, map_location="cpu", weights_only=True)
+        assert all(t.dtype in (torch.float32, torch.int64) for t in state.values())
     namespace = {}
     exec(code, namespace)  # the printed lines: build the model, load_state_dict (strict), eval
     model = namespace["model"]

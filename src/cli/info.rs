@@ -29,6 +29,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let options = LoadOptions {
         data_key: args.data_key,
         image_scale: args.image_scale,
+        ..LoadOptions::default()
     };
     let ds = Dataset::load(&args.path, &options)
         .with_context(|| format!("loading {}", args.path.display()))?;

@@ -39,6 +39,10 @@ const DOCS: &[(&str, &str)] = &[
         "Rescale images by this factor while loading, as the Sensorium starter kit's ScaleInputs (bilinear, no anti-aliasing): 0.25 takes the 144x256 zips to 36x64.",
     ),
     (
+        "data.image_size",
+        "Rescale images to this [height, width] while loading, by the one factor that does it (144x256 -> [36, 64] is 0.25); data already that size is kept as stored. Not with image_scale.",
+    ),
+    (
         "data.areas",
         "Keep only neurons in these brain areas (meta/neurons/area), e.g. [\"V1\"] (absent: all).",
     ),

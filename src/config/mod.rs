@@ -67,6 +67,8 @@ impl RunConfig {
             (
                 DataConfig {
                     exclude_images: false,
+                    // The starter kit's `scale=0.25` on the 144×256 zips, found from the data.
+                    image_size: Some([36, 64]),
                     ..DataConfig::default()
                 },
                 TrainerConfig::sensorium2022(),

@@ -26,6 +26,14 @@ pub struct DataConfig {
     /// anti-aliasing; `image_scale.rs`). `0.25` takes the Sensorium zips' 144×256 images to the
     /// 36×64 the sensorium2022 models are fitted on. Default 1 (images as stored).
     pub image_scale: f64,
+    /// Rescale every image to this `[height, width]` while loading, by the one factor that
+    /// does so (as `image_scale`: 144×256 → `[36, 64]` is factor 0.25); data already that size
+    /// is used as stored, data no single factor maps onto it is refused. The sensorium2022
+    /// presets set `[36, 64]`, the size their models are fitted at, so they run on the Sensorium
+    /// zips as shipped and on data already downsampled alike. Unset by default; not together
+    /// with an `image_scale` other than 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<[usize; 2]>,
     /// Keep only neurons in these brain areas (`meta/neurons/area`, e.g. `["V1"]`); all when empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub areas: Vec<String>,
@@ -60,6 +68,7 @@ impl Default for DataConfig {
             exclude_images: false,
             subtract_behavior_mean: false,
             image_scale: 1.0,
+            image_size: None,
             areas: Vec::new(),
             layers: Vec::new(),
             unit_ids_file: None,
@@ -97,6 +106,24 @@ impl DataConfig {
                     self.image_scale
                 ),
             ));
+        }
+        if let Some(size) = self.image_size {
+            if size.contains(&0) {
+                return Err(DataError::setting(
+                    "data.image_size",
+                    format!("must be [height, width] of at least 1 each, got {size:?}"),
+                ));
+            }
+            if self.image_scale != 1.0 {
+                return Err(DataError::setting(
+                    "data.image_size",
+                    format!(
+                        "set either data.image_size ({size:?}) or data.image_scale ({}), not \
+                         both: image_size chooses the scale factor itself",
+                        self.image_scale
+                    ),
+                ));
+            }
         }
         for (key, names) in [("data.areas", &self.areas), ("data.layers", &self.layers)] {
             if names.iter().any(|n| n.trim().is_empty()) {

@@ -362,10 +362,9 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Dataset, DataError> {
             expected: "at least one trial".into(),
         });
     }
-    let scale = options.image_scale.unwrap_or(1.0);
     let image0 = src.display_path("data/images/0.npy");
-    // Images as (C, H, W), rescaled one trial at a time when `image_scale` ≠ 1, so the
-    // full-resolution images are never all in memory.
+    // Images as (C, H, W), rescaled one trial at a time when `image_scale` ≠ 1 or `image_size`
+    // asks for another size, so the full-resolution images are never all in memory.
     let image_transform = |shape: Vec<usize>, v: Vec<f32>| {
         let chw = match shape[..] {
             [h, w] => [1, h, w],
@@ -378,6 +377,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Dataset, DataError> {
                 });
             }
         };
+        let scale = options.scale_for(chw[1], chw[2], &image0)?;
         if scale == 1.0 {
             return Ok((chw.to_vec(), v));
         }

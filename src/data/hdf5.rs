@@ -263,7 +263,8 @@ fn read_statistics(f: &h5::File, file: &Path, n_neurons: usize) -> Result<Statis
     Ok(stats)
 }
 
-/// Loads a static HDF5 set (see the module docs); `options.image_scale` rescales the images.
+/// Loads a static HDF5 set (see the module docs); `options.image_scale` / `image_size` rescale
+/// the images.
 pub fn load(path: &Path, options: &LoadOptions) -> Result<Dataset, DataError> {
     if !path.exists() {
         return Err(DataError::Missing {
@@ -291,7 +292,8 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Dataset, DataError> {
             expected: "at least one trial".into(),
         });
     }
-    if let Some(scale) = options.image_scale.filter(|&s| s != 1.0) {
+    let scale = options.scale_for(h, w, &shown(path, "images"))?;
+    if scale != 1.0 {
         let size = image_scale::scaled_size(h, w, scale);
         images = images
             .chunks_exact(c * h * w)

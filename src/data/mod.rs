@@ -48,6 +48,39 @@ pub struct LoadOptions {
     /// [`image_scale`]); `None` or 1 keeps them as stored.
     #[serde(default)]
     pub image_scale: Option<f64>,
+    /// Rescale every image to this (height, width) while loading (`data.image_size`), by the
+    /// one factor that does so ([`LoadOptions::scale_for`]); images of that size are kept as
+    /// stored. Not together with an `image_scale` other than 1.
+    #[serde(default)]
+    pub image_size: Option<[usize; 2]>,
+}
+
+impl LoadOptions {
+    /// The factor by which images stored as `h` × `w` are rescaled (1: kept as stored), from
+    /// `image_size` if set, else `image_scale`. `path` names the image file in the error given
+    /// when no single factor turns `h` × `w` into `image_size`.
+    pub fn scale_for(&self, h: usize, w: usize, path: &Path) -> Result<f64, DataError> {
+        let Some([th, tw]) = self.image_size else {
+            return Ok(self.image_scale.unwrap_or(1.0));
+        };
+        if (h, w) == (th, tw) {
+            return Ok(1.0);
+        }
+        let scale = th as f64 / h as f64;
+        if image_scale::scaled_size(h, w, scale) == (th, tw) {
+            return Ok(scale);
+        }
+        Err(DataError::Shape {
+            path: path.to_path_buf(),
+            found: vec![h, w],
+            expected: format!(
+                "images that one scale factor turns into {th}×{tw} (data.image_size; e.g. \
+                 {}×{} with factor 0.25): set data.image_scale for this data instead",
+                4 * th,
+                4 * tw
+            ),
+        })
+    }
 }
 
 /// A per-trial or per-neuron meta array of any kind, kept by name.

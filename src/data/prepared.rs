@@ -121,11 +121,13 @@ impl PreparedDataset {
         }
     }
 
-    /// Loads `path` (images rescaled by `data.image_scale`) and prepares it as `config` says.
+    /// Loads `path` (images rescaled by `data.image_scale` or to `data.image_size`) and
+    /// prepares it as `config` says.
     pub fn load(path: &Path, config: &DataConfig) -> anyhow::Result<Self> {
         config.validate()?;
         let options = LoadOptions {
             image_scale: Some(config.image_scale),
+            image_size: config.image_size,
             ..LoadOptions::default()
         };
         let dataset = Dataset::load(path, &options)

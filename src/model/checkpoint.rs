@@ -228,13 +228,62 @@ pub fn save(encoder: &Encoder, path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("saving the model checkpoint {}", path.display()))
 }
 
+/// The file format of an export for PyTorch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// `.safetensors`: loads with `safetensors.torch.load_file`.
+    Safetensors,
+    /// `.pth` / `.pt` / `.pth.tar`: PyTorch's own zip format, as `torch.save(state_dict, f)`
+    /// writes it (`model::torch_save`); loads with `torch.load`.
+    Torch,
+}
+
+impl ExportFormat {
+    /// The format a file name asks for, from its extension; `Err` says what is accepted.
+    pub fn from_path(path: &Path) -> anyhow::Result<ExportFormat> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        match ext.as_str() {
+            "safetensors" => Ok(ExportFormat::Safetensors),
+            "pth" | "pt" => Ok(ExportFormat::Torch),
+            "tar"
+                if path
+                    .to_string_lossy()
+                    .to_ascii_lowercase()
+                    .ends_with(".pth.tar") =>
+            {
+                Ok(ExportFormat::Torch)
+            }
+            _ => anyhow::bail!(
+                "{}: expected a file name ending in .pth, .pt or .pth.tar (PyTorch's format, \
+                 as torch.save writes it) or .safetensors",
+                path.display()
+            ),
+        }
+    }
+}
+
 /// Exports the weights alone under the reference names, as float32 (what PyTorch models use),
 /// for `load_state_dict` in neuralpredictors.
-pub fn export_for_pytorch(encoder: &Encoder, path: &Path) -> anyhow::Result<()> {
-    let mut meta = HashMap::new();
-    meta.insert(KEY_FORMAT.to_string(), "pt".to_string());
-    write_state_dict(path, &encoder.export_state(), StoredPrecision::F32, meta)
-        .with_context(|| format!("exporting the state dict {}", path.display()))
+pub fn export_for_pytorch(
+    encoder: &Encoder,
+    path: &Path,
+    format: ExportFormat,
+) -> anyhow::Result<()> {
+    match format {
+        ExportFormat::Safetensors => {
+            let mut meta = HashMap::new();
+            meta.insert(KEY_FORMAT.to_string(), "pt".to_string());
+            write_state_dict(path, &encoder.export_state(), StoredPrecision::F32, meta)
+        }
+        ExportFormat::Torch => {
+            crate::model::torch_save::write_pytorch_state_dict(path, &encoder.export_state())
+        }
+    }
+    .with_context(|| format!("exporting the state dict {}", path.display()))
 }
 
 /// Loads a checkpoint written by [`save`]: rebuilds the model from the stored configuration and

@@ -17,6 +17,7 @@ pub mod regularizers;
 pub mod shifter;
 pub mod state_dict;
 pub mod tensor_util;
+pub mod torch_save;
 
 #[cfg(test)]
 mod penalty_tests;

@@ -10,14 +10,19 @@
 //! express get an error saying what is not covered; their state dict is still exported.
 
 use crate::model::Encoder;
+use crate::model::checkpoint::ExportFormat;
 use crate::model::core::{CoreConfig, PerLayer, Stack};
 use crate::model::encoder_core::EncoderCore;
 use crate::model::readout::{GaussType, ReadoutConfig};
 
-/// Python source that builds the neuralpredictors model of `model` and loads the safetensors
-/// state dict `weights` (a path, written into the code as given) into it; `Err` says why this
+/// Python source that builds the neuralpredictors model of `model` and loads the state dict
+/// `weights` (a path, written into the code as given, in `format`) into it; `Err` says why this
 /// model has no neuralpredictors counterpart here.
-pub fn python_loader(model: &Encoder, weights: &str) -> Result<String, String> {
+pub fn python_loader(
+    model: &Encoder,
+    weights: &str,
+    format: ExportFormat,
+) -> Result<String, String> {
     let config = &model.config;
     if !matches!(model.core, EncoderCore::DataDriven(_)) || config.goal_directed_core.is_some() {
         return Err("a goal-directed core has no neuralpredictors counterpart here".into());
@@ -82,7 +87,6 @@ pub fn python_loader(model: &Encoder, weights: &str) -> Result<String, String> {
     };
     let mut lines = vec![
         "import torch".to_string(),
-        "from safetensors.torch import load_file".to_string(),
         "from neuralpredictors.layers.cores import Stacked2dCore".to_string(),
         "from neuralpredictors.layers.encoders.firing_rate import FiringRateEncoder".to_string(),
         "from neuralpredictors.layers.readouts import FullGaussian2d, MultiReadoutSharedParametersBase"
@@ -91,8 +95,14 @@ pub fn python_loader(model: &Encoder, weights: &str) -> Result<String, String> {
     if config.shifter.is_some() {
         lines.push("from neuralpredictors.layers.shifters import MLPShifter".to_string());
     }
+    if format == ExportFormat::Safetensors {
+        lines.push("from safetensors.torch import load_file".to_string());
+    }
     lines.push(String::new());
-    lines.push(format!("state = load_file({weights:?})"));
+    lines.push(match format {
+        ExportFormat::Safetensors => format!("state = load_file({weights:?})"),
+        ExportFormat::Torch => format!("state = torch.load({weights:?}, map_location=\"cpu\")"),
+    });
     lines.push(format!(
         "core = Stacked2dCore(input_channels={in_channels}, {core})"
     ));
@@ -264,7 +274,12 @@ mod tests {
 
     #[test]
     fn lurz2020_and_sensorium_plus_give_the_reference_constructors() {
-        let code = python_loader(&model("lurz2020", 0), "m.safetensors").unwrap();
+        let code = python_loader(
+            &model("lurz2020", 0),
+            "m.safetensors",
+            ExportFormat::Safetensors,
+        )
+        .unwrap();
         assert!(code.contains("Stacked2dCore(input_channels=1, hidden_channels=64, input_kern=15, hidden_kern=13, layers=4"), "{code}");
         assert!(code.contains("gamma_readout=2.439"), "{code}");
         assert!(code.contains("n_neurons_dict={\"20457-5-9\": 4}"), "{code}");
@@ -275,15 +290,30 @@ mod tests {
             "{code}"
         );
         assert!(!code.contains("MLPShifter"), "{code}");
-        let code = python_loader(&model("sensorium2022_plus", 3), "m.safetensors").unwrap();
+        assert!(
+            code.contains("state = load_file(\"m.safetensors\")"),
+            "{code}"
+        );
+        let code = python_loader(
+            &model("sensorium2022_plus", 3),
+            "m.pth",
+            ExportFormat::Torch,
+        )
+        .unwrap();
         assert!(code.contains("Stacked2dCore(input_channels=4,"), "{code}");
         assert!(code.contains("MLPShifter([\"20457-5-9\"], input_channels=2, hidden_channels_shifter=5, shift_layers=3"), "{code}");
         assert!(code.contains("shifter=shifter"), "{code}");
+        assert!(
+            code.contains("state = torch.load(\"m.pth\", map_location=\"cpu\")")
+                && !code.contains("safetensors"),
+            "{code}"
+        );
     }
 
     #[test]
     fn models_without_a_counterpart_say_why() {
-        let err = python_loader(&model("lurz2020_factorized", 0), "m").unwrap_err();
+        let err =
+            python_loader(&model("lurz2020_factorized", 0), "m", ExportFormat::Torch).unwrap_err();
         assert!(err.contains("Gaussian readout"), "{err}");
     }
 }

@@ -1,24 +1,20 @@
 //! Exporting a run for PyTorch: its weights under the reference's (neuralpredictors) state-dict
-//! names as a float32 safetensors file, and the Python lines that build the matching
-//! neuralpredictors model and load them (`model::neuralpredictors`).
-//!
-//! PyTorch's own `.pth` format (a zip holding a pickle) is not written: no maintained Rust crate
-//! writes it (burn's `pytorch-reader` only reads), and cortexfit writes no pickles by hand. The
-//! safetensors file loads with `safetensors.torch.load_file`, and `torch.save` turns the loaded
-//! dict into a `.pth` in one more Python line.
+//! names as float32, in PyTorch's own format (`.pth` / `.pt` / `.pth.tar`, as `torch.save`
+//! writes it) or as safetensors, and the Python lines that build the matching neuralpredictors
+//! model and load them (`model::neuralpredictors`).
 
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 
 use super::open::Run;
-use crate::model::checkpoint::export_for_pytorch;
+use crate::model::checkpoint::{ExportFormat, export_for_pytorch};
 use crate::model::neuralpredictors::python_loader;
 
 /// What [`export`] wrote.
 #[derive(Debug, Clone)]
 pub struct ExportReport {
-    /// The safetensors file.
+    /// The file written.
     pub path: PathBuf,
     /// Number of tensors written.
     pub tensors: usize,
@@ -27,27 +23,10 @@ pub struct ExportReport {
     pub python: Result<String, String>,
 }
 
-/// Writes the best model of the run `run_dir` to `out` (`.safetensors`), atomically.
+/// Writes the best model of the run `run_dir` to `out` (`.pth`, `.pt`, `.pth.tar` or
+/// `.safetensors`, chosen by the name), atomically.
 pub fn export(run_dir: &Path, out: &Path, device: &Device) -> anyhow::Result<ExportReport> {
-    let ext = out
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    match ext.as_str() {
-        "safetensors" => {}
-        "pth" | "pt" | "tar" | "bin" | "ckpt" => anyhow::bail!(
-            "{}: cortexfit cannot write PyTorch's .{ext} format (a zip holding a pickle): no \
-             maintained Rust crate writes it. Export to a .safetensors file instead; the Python \
-             lines printed with it load it into neuralpredictors, and \
-             `torch.save(load_file(\"model.safetensors\"), \"model.pth\")` makes a .pth of it",
-            out.display()
-        ),
-        _ => anyhow::bail!(
-            "{}: expected a file name ending in .safetensors",
-            out.display()
-        ),
-    }
+    let format = ExportFormat::from_path(out)?;
     let run = Run::open(run_dir, device)?;
     anyhow::ensure!(
         !run.is_ensemble(),
@@ -61,10 +40,10 @@ pub fn export(run_dir: &Path, out: &Path, device: &Device) -> anyhow::Result<Exp
             .join(", ")
     );
     let model = run.model();
-    export_for_pytorch(model, out)?;
+    export_for_pytorch(model, out, format)?;
     Ok(ExportReport {
         path: out.to_path_buf(),
         tensors: model.export_state().entries.len(),
-        python: python_loader(model, &out.display().to_string()),
+        python: python_loader(model, &out.display().to_string(), format),
     })
 }

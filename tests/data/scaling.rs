@@ -72,3 +72,69 @@ fn images_are_rescaled_while_loading_and_normalized_per_batch() {
     let e = format!("{:#}", PreparedDataset::load(&root, &bad).unwrap_err());
     assert!(e.contains("data.image_scale"), "{e}");
 }
+
+/// `data.image_size`: the sensorium2022 presets' `[36, 64]` takes Sensorium's 144×256 images to
+/// 36×64 by factor 0.25 (the numbers `image_scale = 0.25` gives), keeps 36×64 data as stored,
+/// and refuses data no single factor maps onto it.
+#[test]
+fn sensorium_presets_find_the_starter_kits_scale_from_the_data() {
+    let preset = cortexfit::config::RunConfig::preset("sensorium2022")
+        .unwrap()
+        .data;
+    assert_eq!(preset.image_size, Some([36, 64]));
+    assert_eq!(
+        cortexfit::config::RunConfig::preset("sensorium2022_plus")
+            .unwrap()
+            .data
+            .image_size,
+        Some([36, 64])
+    );
+    let write = |root: &Path, (h, w): (usize, usize)| {
+        for i in 0..8 {
+            let img: Vec<f32> = (0..h * w)
+                .map(|p| ((p / w) * 5 + (p % w) * 3 + i * 11) as f32 % 251.0)
+                .collect();
+            f32s(&root.join(format!("data/images/{i}.npy")), &[1, h, w], &img);
+        }
+    };
+    // As shipped: 144×256.
+    let (_d, full) = tree();
+    write(&full, (144, 256));
+    let by_size = PreparedDataset::load(&full, &preset).unwrap();
+    assert_eq!(by_size.dataset.image_shape, [1, 36, 64]);
+    let by_scale = PreparedDataset::load(
+        &full,
+        &DataConfig {
+            image_scale: 0.25,
+            image_size: None,
+            ..preset.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(by_size.dataset.images, by_scale.dataset.images);
+    // Already downsampled: used as stored.
+    let (_d2, small) = tree();
+    write(&small, (36, 64));
+    let as_stored = PreparedDataset::load(&small, &preset).unwrap();
+    assert_eq!(as_stored.dataset.image_shape, [1, 36, 64]);
+    let raw = Dataset::load(&small, &LoadOptions::default()).unwrap();
+    assert_eq!(as_stored.dataset.images, raw.images);
+    // No single factor: refused, naming the key and the file.
+    let (_d3, odd) = tree();
+    write(&odd, (40, 40));
+    let e = format!("{:#}", PreparedDataset::load(&odd, &preset).unwrap_err());
+    assert!(
+        e.contains("data.image_size") && e.contains("36×64") && e.contains("images/0.npy"),
+        "{e}"
+    );
+    // Both ways of rescaling at once: refused.
+    let both = DataConfig {
+        image_scale: 0.5,
+        ..preset.clone()
+    };
+    let e = format!("{:#}", PreparedDataset::load(&full, &both).unwrap_err());
+    assert!(
+        e.contains("data.image_size") && e.contains("data.image_scale"),
+        "{e}"
+    );
+}

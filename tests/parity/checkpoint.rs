@@ -166,7 +166,7 @@ fn pytorch_export_uses_reference_names_float32_and_int64_counters() {
     let enc = fixture_encoder(&f, &Device::flex());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state_dict.safetensors");
-    checkpoint::export_for_pytorch(&enc, &path).unwrap();
+    checkpoint::export_for_pytorch(&enc, &path, checkpoint::ExportFormat::Safetensors).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut names: Vec<&str> = st.names();

@@ -202,15 +202,33 @@ fn imported_runs_predict_as_pytorch_and_work_with_every_command() {
         let name = name.replace("20457-5-9-0", "sim");
         assert_eq!(&exported.entries[&name], t, "{name}");
     }
+    // The same as PyTorch's own format: what `torch.save` wrote, read back tensor for tensor.
+    let pth = dir.path().join("lurz.pth");
+    let python = run_ok(
+        cortexfit()
+            .args(["export", "--run", lurz.to_str().unwrap(), "--out"])
+            .arg(&pth),
+    );
+    assert!(
+        python.contains("torch.load(") && !python.contains("safetensors"),
+        "{python}"
+    );
+    let back = cortexfit::model::pytorch::read_pytorch_state_dict(&pth, None).unwrap();
+    assert_eq!(back.state.entries.len(), torch.state.entries.len());
+    for (name, t) in &torch.state.entries {
+        let name = name.replace("20457-5-9-0", "sim");
+        assert_eq!(&back.state.entries[&name], t, "{name}");
+    }
     let err = run_err(
         cortexfit()
             .args(["export", "--run", lurz.to_str().unwrap(), "--out"])
-            .arg(dir.path().join("m.pth")),
+            .arg(dir.path().join("m.onnx")),
     );
     assert!(
-        err.contains("m.pth") && err.contains("cannot write PyTorch's .pth"),
+        err.contains("m.onnx") && err.contains(".pth, .pt or .pth.tar"),
         "{err}"
     );
+    assert!(!dir.path().join("m.onnx").exists());
 }
 
 #[test]

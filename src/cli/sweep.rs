@@ -215,10 +215,7 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
 
 fn submit(args: RunArgs, retry: bool) -> anyhow::Result<()> {
     let (spec, dir) = args.location.read()?;
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let url = args.location.store_url(&dir);
-    crate::io::atomic_write(&dir.join("store.txt"), url.as_bytes())?;
-    let exe = std::env::current_exe().context("finding the cortexfit executable")?;
+    // The engine first: options it refuses are refused before anything is written.
     let mut engine: Box<dyn Engine> = match args.engine {
         EngineKind::Local => Box::new(LocalEngine::new(args.jobs, args.threads)?),
         EngineKind::Slurm => {
@@ -232,6 +229,10 @@ fn submit(args: RunArgs, retry: bool) -> anyhow::Result<()> {
             })
         }
     };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let url = args.location.store_url(&dir);
+    crate::io::atomic_write(&dir.join("store.txt"), url.as_bytes())?;
+    let exe = std::env::current_exe().context("finding the cortexfit executable")?;
     let report = crate::sweep::submit(&spec, &dir, &url, engine.as_mut(), &exe, retry)?;
     eprintln!(
         "sweep `{}`: {} fits; {} finished before, {} queued or running, {} failed before{}; \

@@ -492,3 +492,66 @@ pub fn slurm_ensemble_and_cancel(tmp: &Path, conf: &Path) {
         "{stderr}"
     );
 }
+
+/// `--jobs` / `--threads` size the local engine only: with `--engine slurm` (where `[resources]`
+/// of the spec, or `--threads` per array task, decide) they are refused by name before anything
+/// is written or submitted.
+#[test]
+fn local_engine_options_are_refused_with_the_slurm_engine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("s.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name = \"s\"\nbase = \"lurz2020\"\ndata = [\"sim\"]\n{SMALL}\n[grid]\nseed = [1]\n"
+        ),
+    )
+    .unwrap();
+    for extra in [["--jobs", "2"], ["--threads", "2"]] {
+        let out = cortexfit()
+            .args(["sweep", "run", "--engine", "slurm"])
+            .args(extra)
+            .arg(&spec)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(extra[0]) && err.contains("--engine local"),
+            "{extra:?}: {err}"
+        );
+        assert!(
+            !tmp.path().join("s").exists(),
+            "{extra:?} wrote the sweep folder"
+        );
+    }
+    let out = cortexfit()
+        .args([
+            "experiment",
+            "data-efficiency",
+            "--config",
+            "lurz2020",
+            "--data",
+        ])
+        .arg(tmp.path().join("sim"))
+        .args([
+            "--conditions",
+            "direct",
+            "--engine",
+            "slurm",
+            "--jobs",
+            "2",
+            "--out",
+        ])
+        .arg(tmp.path().join("exp"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--jobs") && err.contains("--engine local"),
+        "{err}"
+    );
+    assert!(
+        !tmp.path().join("exp").exists(),
+        "the experiment folder was written"
+    );
+}

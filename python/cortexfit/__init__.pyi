@@ -115,6 +115,9 @@ class Run:
         """(predictions, trials) exactly as ``cortexfit predict`` writes them."""
     def evaluate(self, dataset: Union[Dataset, PathLike], tier: str = "test") -> Tuple[Dict[str, Any], Any]:
         """(summary dict, per-neuron DataFrame or dict of arrays), like ``cortexfit evaluate``."""
+    def export(self, out: PathLike) -> Optional[str]:
+        """Writes the best model for PyTorch (.pth / .pt / .pth.tar or .safetensors); returns the
+        neuralpredictors Python lines that load it, or None."""
     def readout_positions(self, data_key: Optional[str] = None) -> Optional[np.ndarray]:
         """Readout positions μ (x, y), neurons × 2, grid coordinates."""
     def mei(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -151,6 +152,20 @@ class Run:
         if result["members"]:
             summary = dict(summary, members=result["members"])
         return summary, table(result["neurons"])
+
+    def export(self, out: PathLike) -> Optional[str]:
+        """Writes the best model for PyTorch, as ``cortexfit export``: float32 weights under
+        neuralpredictors' state-dict names, in PyTorch's own format (``.pth``, ``.pt``,
+        ``.pth.tar``; ``torch.load`` reads it) or as ``.safetensors``, by the name of ``out``.
+
+        Returns the Python source that builds the matching neuralpredictors model and loads the
+        file into it (``exec`` it: it defines ``model``), or ``None`` for a model without a
+        generated counterpart (a warning says why; the state dict is written all the same).
+        """
+        _, code, why = self._handle.export(_path(out))
+        if code is None:
+            warnings.warn(f"no neuralpredictors lines for this model: {why}", stacklevel=2)
+        return code
 
     def readout_positions(self, data_key: Optional[str] = None) -> Optional[np.ndarray]:
         """Readout positions μ (x, y) in grid coordinates ([-1, 1], as the simulator's

@@ -51,6 +51,20 @@ impl RunHandle {
             .to_commented_toml("Configuration of a cortexfit run.")
     }
 
+    /// Writes the best model for PyTorch (`cortexfit export`): (tensors written, the Python
+    /// lines that load it or None, why there are none or None).
+    fn export(
+        &self,
+        py_: Python<'_>,
+        out: PathBuf,
+    ) -> PyResult<(usize, Option<String>, Option<String>)> {
+        let report = py(py_.detach(|| cortexfit::run::export::export_run(&self.run, &out)))?;
+        Ok(match report.python {
+            Ok(code) => (report.tensors, Some(code), None),
+            Err(why) => (report.tensors, None, Some(why)),
+        })
+    }
+
     fn path(&self) -> String {
         self.run.dir.root().display().to_string()
     }

@@ -201,7 +201,7 @@ def test_public_api_is_documented():
     for name in cortexfit.__all__:
         assert getattr(cortexfit, name).__doc__, name
     for name in ["predict", "inputs", "predict_tier", "evaluate", "readout_positions", "log",
-                 "mei", "tuning", "receptive_fields"]:
+                 "mei", "tuning", "receptive_fields", "export"]:
         assert getattr(cortexfit.Run, name).__doc__, name
     stub = __import__("pathlib").Path(cortexfit.__file__).with_name("__init__.pyi")
     assert stub.exists() and "def train(" in stub.read_text()
@@ -227,3 +227,22 @@ def test_insilico_experiments_match_the_cli_files(trained, sim, cli, tmp_path):
         cortexfit.Run(trained.path)._insilico("rf", dataset, tmp_path / "x", None, None, {"sample": 2})
     with pytest.raises(ValueError, match="999999"):
         trained.receptive_fields(dataset, tmp_path / "rf2", units=[999999])
+
+
+def test_export_writes_pytorch_and_safetensors_files(trained, cli, tmp_path):
+    import zipfile
+
+    code = trained.export(tmp_path / "m.pth")
+    assert "torch.load(" in code and "Stacked2dCore" in code
+    with zipfile.ZipFile(tmp_path / "m.pth") as z:
+        names = z.namelist()
+    assert "archive/data.pkl" in names and "archive/version" in names
+    assert any(n.startswith("archive/data/") for n in names)
+    # The same bytes as the command line writes.
+    cli("export", "--run", trained.path, "--out", tmp_path / "cli.pth")
+    assert (tmp_path / "m.pth").read_bytes() == (tmp_path / "cli.pth").read_bytes()
+    code = trained.export(tmp_path / "m.safetensors")
+    assert "load_file(" in code
+    with pytest.raises(ValueError, match=r"m\.onnx.*\.pth, \.pt or \.pth\.tar"):
+        trained.export(tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()

@@ -26,12 +26,17 @@ pub struct ExportReport {
 /// Writes the best model of the run `run_dir` to `out` (`.pth`, `.pt`, `.pth.tar` or
 /// `.safetensors`, chosen by the name), atomically.
 pub fn export(run_dir: &Path, out: &Path, device: &Device) -> anyhow::Result<ExportReport> {
+    ExportFormat::from_path(out)?;
+    export_run(&Run::open(run_dir, device)?, out)
+}
+
+/// [`export`] of an opened run.
+pub fn export_run(run: &Run, out: &Path) -> anyhow::Result<ExportReport> {
     let format = ExportFormat::from_path(out)?;
-    let run = Run::open(run_dir, device)?;
     anyhow::ensure!(
         !run.is_ensemble(),
         "{} is an ensemble of {} runs; export one member (one of {})",
-        run_dir.display(),
+        run.dir.root().display(),
         run.models.len(),
         run.member_dirs
             .iter()

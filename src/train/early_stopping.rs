@@ -436,6 +436,58 @@ mod tests {
         assert!(lrs.iter().any(|&lr| (lr - 1e-4).abs() < 1e-15), "{lrs:?}");
     }
 
+    /// `ReduceLROnPlateau`'s rules at their edges, as PyTorch has them: nothing is better than
+    /// the initial −∞ unless finite; an objective exactly `tolerance` above the best is not
+    /// better (`a > best + threshold`); a cut needs `bad_epochs > patience`; a change of at most
+    /// `eps` is skipped, so once the LR sits at `min_lr` a plateau reports no cut.
+    #[test]
+    fn plateau_scheduler_edges_match_pytorch() {
+        let config = EarlyStoppingConfig {
+            lr: 1.0,
+            patience: 1,
+            tolerance: 0.25,
+            lr_decay_factor: 0.5,
+            min_lr: 0.25,
+            ..lurz()
+        };
+        let mut s = PlateauScheduler {
+            best: None,
+            bad_epochs: 0,
+            lr: 1.0,
+        };
+        assert!(!s.step(f64::NEG_INFINITY, &config));
+        assert_eq!((s.best, s.bad_epochs), (None, 1));
+        assert!(!s.step(0.5, &config));
+        assert_eq!((s.best, s.bad_epochs), (Some(0.5), 0));
+        // 0.75 = best + tolerance exactly (exact in binary): not better.
+        assert!(!s.step(0.75, &config));
+        assert_eq!((s.best, s.bad_epochs), (Some(0.5), 1));
+        assert!(s.step(0.75, &config), "2 bad epochs > patience 1: cut");
+        assert_eq!((s.lr, s.bad_epochs), (0.5, 0));
+        assert!(!s.step(0.5, &config));
+        assert!(s.step(0.5, &config));
+        assert_eq!(s.lr, 0.25);
+        // At the floor: max(0.125, 0.25) = 0.25 is no change, so no cut is reported.
+        for _ in 0..4 {
+            assert!(!s.step(0.5, &config));
+            assert_eq!(s.lr, 0.25);
+        }
+        // A change of exactly eps (2e-8 → 1e-8, exact in binary) is skipped too.
+        let tiny = EarlyStoppingConfig {
+            lr: 2e-8,
+            patience: 0,
+            min_lr: 0.0,
+            ..config
+        };
+        let mut s = PlateauScheduler {
+            best: Some(1.0),
+            bad_epochs: 0,
+            lr: 2e-8,
+        };
+        assert!(!s.step(0.0, &tiny));
+        assert_eq!(s.lr, 2e-8);
+    }
+
     #[test]
     fn stops_at_max_epochs_and_on_nan() {
         let mut config = lurz();

@@ -86,20 +86,30 @@ def test_ctrl_c_interrupts_a_long_fit(sim, tmp_path):
     """A real SIGINT while Rust computes (GIL released) stops the fit after the batch."""
     dataset, _ = sim
     out = tmp_path / "long"
-    started = threading.Event()
+    started, sent = threading.Event(), threading.Event()
 
     def on_event(event):
         if event["event"] == "epoch_started" and event["epoch"] == 2:
             started.set()
+        elif event["event"] == "epoch_started" and event["epoch"] > 2:
+            # The signal goes out while epoch 2 runs in Rust; on a loaded machine the timer
+            # thread may be scheduled late, so later epochs wait until it has gone out (once
+            # handled, the wait is interrupted too). Without this a tiny fit could finish first.
+            sent.wait(20)
 
-    timer = threading.Thread(
-        target=lambda: started.wait(60) and os.kill(os.getpid(), signal.SIGINT), daemon=True
-    )
+    def interrupt():
+        if started.wait(60):
+            os.kill(os.getpid(), signal.SIGINT)
+            sent.set()
+
+    timer = threading.Thread(target=interrupt, daemon=True)
     timer.start()
     overrides = dict(TINY, **{"trainer.max_epochs": 200, "trainer.patience": 200})
     with pytest.raises(KeyboardInterrupt):
         cortexfit.train("lurz2020", data=dataset.path, out=out, overrides=overrides, seed=1,
                         progress=False, callback=on_event)
+        pytest.fail(f"no KeyboardInterrupt (epoch 2 started: {started.is_set()}, "
+                    f"signal sent: {sent.is_set()})")
     timer.join(5)
     log = cortexfit.load_run(out).log()
     assert 1 <= len(log) - 1 < 200

@@ -107,6 +107,11 @@ struct Padded {
 }
 
 impl Padded {
+    /// The rows a filled `h`-row plane occupies (all others are zero padding).
+    fn filled_rows(&self, h: usize) -> std::ops::Range<usize> {
+        self.top..self.top + h
+    }
+
     /// Copies the `h × w` plane `src` into `buf` at (`top`, `left`), zero elsewhere.
     fn fill(&self, src: &[f32], h: usize, w: usize, buf: &mut Vec<f32>) {
         buf.clear();
@@ -191,6 +196,7 @@ pub fn forward_on(isa: Isa, shape: &ChannelwiseShape, x: &[f32], weight: &[f32])
                     isa,
                     x_pad,
                     padded.stride,
+                    padded.filled_rows(shape.in_h),
                     w,
                     shape.kernel_h,
                     shape.kernel_w,
@@ -266,6 +272,7 @@ pub fn input_grad_on(
                         isa,
                         g_pad,
                         padded.stride,
+                        padded.filled_rows(shape.out_h()),
                         w,
                         shape.kernel_h,
                         shape.kernel_w,
@@ -330,6 +337,7 @@ pub fn weight_grad_on(isa: Isa, shape: &ChannelwiseShape, x: &[f32], grad_out: &
                     isa,
                     &x_pad,
                     padded.stride,
+                    padded.filled_rows(shape.in_h),
                     g,
                     shape.out_h(),
                     shape.out_w(),
@@ -351,6 +359,13 @@ pub fn weight_grad_on(isa: Isa, shape: &ChannelwiseShape, x: &[f32], grad_out: &
 /// `out[r, c] += Σ_{i<kh, j<kw} kernel[i·kw + j] · src[r + i, c + j]` for `r < out_rows` and all
 /// `c < out_stride` (a multiple of 8), with row strides `src_stride` and `out_stride`.
 ///
+/// Rows of `src` outside `src_rows` must be zero (the padding of a zero-padded plane): the taps
+/// that would only read such rows for a block are skipped. Their products are exact zeros, which
+/// leave a sum unchanged (a sum that starts at +0 is never −0), so the result is bit for bit the
+/// same as with every tap, for finite kernels; the padding rows cost nothing. At the lurz2020
+/// input conv (36 × 64 images, 15 × 15 filters, no padding) that is 39 % of the input gradient's
+/// work; at its depthwise 13 × 13 convs with padding 6, 15 % of each pass.
+///
 /// Works on blocks of `ROWS` rows × up to 4 registers of columns held in registers: 16-column
 /// `zmm` registers with AVX-512 (an 8-column AVX2 block for a last odd chunk), 8-column ones
 /// otherwise.
@@ -360,6 +375,7 @@ fn correlate<const ROWS: usize>(
     isa: Isa,
     src: &[f32],
     src_stride: usize,
+    src_rows: std::ops::Range<usize>,
     kernel: &[f32],
     kh: usize,
     kw: usize,
@@ -378,16 +394,24 @@ fn correlate<const ROWS: usize>(
     let mut r = 0;
     while r < out_rows {
         let rows = if out_rows - r >= ROWS { ROWS } else { 1 };
+        // Kernel rows i whose source rows r + i … r + rows − 1 + i are not all padding.
+        let first_tap = src_rows.start.saturating_sub(r + rows - 1).min(kh);
+        let end_tap = src_rows.end.saturating_sub(r).min(kh);
+        if first_tap >= end_tap {
+            r += rows;
+            continue;
+        }
+        let taps = &kernel[first_tap * kw..end_tap * kw];
         let mut chunk = 0;
         while chunk < total_chunks {
             let left = total_chunks - chunk;
-            let src_at = r * src_stride + chunk * LANES;
+            let src_at = (r + first_tap) * src_stride + chunk * LANES;
             let out_at = r * out_stride + chunk * LANES;
             let args = Block {
                 src: &src[src_at..],
                 src_stride,
-                kernel,
-                kh,
+                kernel: taps,
+                kh: end_tap - first_tap,
                 kw,
                 out: &mut out[out_at..],
                 out_stride,
@@ -567,6 +591,41 @@ unsafe fn block_avx512<const R: usize, const N: usize>(b: Block<'_>) {
             for (n, a) in row.iter().enumerate() {
                 _mm512_storeu_ps(out.add(r * b.out_stride + n * LANES), *a);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Skipping the taps that read only zero padding rows gives the sum over every tap, bit for
+    /// bit, on every path this CPU runs.
+    #[test]
+    fn skipping_padding_rows_changes_no_bit() {
+        let (kh, kw, rows, stride) = (5, 4, 11, 8 + 3 + 8);
+        let filled = 3..9;
+        let value = |i: usize| ((i as f32) * 0.731).sin() * 3.0;
+        let mut src = vec![0.0f32; (rows + kh - 1) * stride];
+        for (i, v) in src.iter_mut().enumerate() {
+            if filled.contains(&(i / stride)) && i % stride < 13 {
+                *v = value(i);
+            }
+        }
+        let kernel: Vec<f32> = (0..kh * kw).map(|i| value(i + 1000) - 0.5).collect();
+        for isa in Isa::supported() {
+            let run = |src_rows: std::ops::Range<usize>| {
+                let mut out = vec![0.0f32; rows * 16];
+                correlate::<2>(
+                    isa, &src, stride, src_rows, &kernel, kh, kw, &mut out, 16, rows,
+                );
+                out
+            };
+            let all = run(0..rows + kh - 1);
+            let skipped = run(filled.clone());
+            assert!(all.iter().any(|&v| v != 0.0) && all.contains(&0.0));
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&all), bits(&skipped), "{isa}");
         }
     }
 }

@@ -129,7 +129,13 @@ fn exp_m1_nonpositive(x: f32) -> f32 {
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
-    let two_n = f32::from_bits(((n as i32 + 127) << 23) as u32);
+    // 2ⁿ from the bits of n + 1.5·2²³, whose low mantissa bits hold the integer n (−126 ≤ n ≤ 0
+    // here) in two's complement: the same value as `(n as i32 + 127) << 23`, but without the
+    // saturating float-to-int cast, which LLVM compiles to scalar compares per lane and so kept
+    // the whole loop from vectorising.
+    const SHIFTER: f32 = 12_582_912.0; // 1.5·2²³
+    let n_bits = (n + SHIFTER).to_bits().wrapping_sub(SHIFTER.to_bits());
+    let two_n = f32::from_bits(n_bits.wrapping_add(127) << 23);
     two_n * (p * r * r + r) + (two_n - 1.0)
 }
 
@@ -387,6 +393,26 @@ mod tests {
                 (got - want).abs() <= 4e-7 * want.abs(),
                 "x = {x}: {got} vs {want}"
             );
+        }
+    }
+
+    #[test]
+    fn the_power_of_two_from_bits_is_the_integer_cast() {
+        for n in -126..=0 {
+            let n = n as f32;
+            let cast = f32::from_bits(((n as i32 + 127) << 23) as u32);
+            const SHIFTER: f32 = 12_582_912.0;
+            let bits = (n + SHIFTER).to_bits().wrapping_sub(SHIFTER.to_bits());
+            assert_eq!(
+                f32::from_bits(bits.wrapping_add(127) << 23),
+                cast,
+                "n = {n}"
+            );
+        }
+        // The reduction never leaves that range, even for inputs past the clamp.
+        for x in [-87.0f32, -1e30, f32::MIN, f32::NEG_INFINITY, -0.0] {
+            let got = exp_m1_nonpositive(x);
+            assert!((-1.0..=0.0).contains(&got), "x = {x}: {got}");
         }
     }
 }

@@ -11,8 +11,10 @@
 //! - filter gradient: the padded input plane with the output gradient as the "kernel".
 //!
 //! [`correlate`] keeps a block of rows × column chunks of the result in registers while it runs
-//! over the taps (one broadcast and one unaligned load + fused multiply-add per chunk), so it
-//! runs near the CPU's multiply-add throughput instead of its load/store throughput. The chunk is
+//! over the source rows and kernel columns: each unaligned load of a source chunk feeds a fused
+//! multiply-add (with a broadcast tap) for every block row it reaches, so it runs near the CPU's
+//! multiply-add throughput instead of its load/store throughput. Rows of zero padding are
+//! skipped. The chunk is
 //! one vector register of the instruction set chosen at run time ([`Isa`]): with AVX-512, 16
 //! columns (and one 8-column `ymm` chunk where an odd 8 columns are left, so a 50-wide row costs
 //! 56 columns of work as with AVX2, not 64); with AVX2 + FMA, 8; on other CPUs, 8 plain-Rust
@@ -516,8 +518,11 @@ fn block_avx512_dispatch<const ROWS: usize>(args: Block<'_>, full: bool, n: usiz
     }
 }
 
-/// `R` rows × `N` chunks of 8 accumulators in AVX registers; per tap one broadcast of the
-/// kernel value and `R·N` unaligned loads + fused multiply-adds.
+/// `R` rows × `N` chunks of 8 accumulators in AVX registers. The loop runs over the source rows
+/// the block reads (s = r + i) and the kernel columns j: each loaded source vector serves every
+/// block row it reaches (up to `R` fused multiply-adds, each with a broadcast of its tap), about
+/// half the loads of a loop over the taps that reloads it for each row. Every output still meets
+/// its taps in the order (i, j) of the plain sum, so the result is the same bit for bit.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA, and `b` must satisfy [`correlate`]'s bounds.
@@ -529,20 +534,30 @@ unsafe fn block_avx2<const R: usize, const N: usize>(b: Block<'_>) {
     let src = b.src.as_ptr();
     let out = b.out.as_mut_ptr();
     let mut acc = [[_mm256_setzero_ps(); N]; R];
-    // SAFETY: every offset below is within the bounds asserted by `correlate`.
+    // SAFETY: every offset below is within the bounds asserted by `correlate`: source rows
+    // s < R + kh − 1, columns j + N·8 ≤ kw − 1 + out chunk width.
     unsafe {
         for (r, row) in acc.iter_mut().enumerate() {
             for (n, a) in row.iter_mut().enumerate() {
                 *a = _mm256_loadu_ps(out.add(r * b.out_stride + n * LANES));
             }
         }
-        for i in 0..b.kh {
+        for s in 0..R + b.kh - 1 {
+            // Block rows r with a tap i = s − r in 0..kh.
+            let (first, last) = ((s + 1).saturating_sub(b.kh), s.min(R - 1));
+            let line = src.add(s * b.src_stride);
             for j in 0..b.kw {
-                let w = _mm256_set1_ps(*b.kernel.get_unchecked(i * b.kw + j));
+                let mut x = [_mm256_setzero_ps(); N];
+                for (n, x) in x.iter_mut().enumerate() {
+                    *x = _mm256_loadu_ps(line.add(j + n * LANES));
+                }
                 for (r, row) in acc.iter_mut().enumerate() {
-                    let s = src.add((r + i) * b.src_stride + j);
-                    for (n, a) in row.iter_mut().enumerate() {
-                        *a = _mm256_fmadd_ps(w, _mm256_loadu_ps(s.add(n * LANES)), *a);
+                    if r < first || r > last {
+                        continue;
+                    }
+                    let w = _mm256_set1_ps(*b.kernel.get_unchecked((s - r) * b.kw + j));
+                    for (a, x) in row.iter_mut().zip(&x) {
+                        *a = _mm256_fmadd_ps(w, *x, *a);
                     }
                 }
             }
@@ -555,9 +570,9 @@ unsafe fn block_avx2<const R: usize, const N: usize>(b: Block<'_>) {
     }
 }
 
-/// [`block_avx2`] with 16-lane `zmm` registers: `R` rows × `N` chunks of 16 accumulators. Each
-/// output is accumulated in the same tap order with the same fused multiply-adds, so the result
-/// equals the AVX2 block's bit for bit.
+/// [`block_avx2`] with 16-lane `zmm` registers: `R` rows × `N` chunks of 16 accumulators, the
+/// same loop. Each output is accumulated in the same tap order with the same fused
+/// multiply-adds, so the result equals the AVX2 block's bit for bit.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F/BW/VL, and `b` must satisfy [`correlate`]'s bounds.
@@ -576,13 +591,21 @@ unsafe fn block_avx512<const R: usize, const N: usize>(b: Block<'_>) {
                 *a = _mm512_loadu_ps(out.add(r * b.out_stride + n * LANES));
             }
         }
-        for i in 0..b.kh {
+        for s in 0..R + b.kh - 1 {
+            let (first, last) = ((s + 1).saturating_sub(b.kh), s.min(R - 1));
+            let line = src.add(s * b.src_stride);
             for j in 0..b.kw {
-                let w = _mm512_set1_ps(*b.kernel.get_unchecked(i * b.kw + j));
+                let mut x = [_mm512_setzero_ps(); N];
+                for (n, x) in x.iter_mut().enumerate() {
+                    *x = _mm512_loadu_ps(line.add(j + n * LANES));
+                }
                 for (r, row) in acc.iter_mut().enumerate() {
-                    let s = src.add((r + i) * b.src_stride + j);
-                    for (n, a) in row.iter_mut().enumerate() {
-                        *a = _mm512_fmadd_ps(w, _mm512_loadu_ps(s.add(n * LANES)), *a);
+                    if r < first || r > last {
+                        continue;
+                    }
+                    let w = _mm512_set1_ps(*b.kernel.get_unchecked((s - r) * b.kw + j));
+                    for (a, x) in row.iter_mut().zip(&x) {
+                        *a = _mm512_fmadd_ps(w, *x, *a);
                     }
                 }
             }

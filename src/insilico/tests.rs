@@ -6,7 +6,8 @@ use std::path::Path;
 use burn::tensor::Device;
 
 use super::ground_truth::{
-    ModelAnswers, TruthFigures, compare, median, mei_gabor_correlation, true_simple_mei,
+    ModelAnswers, TruthFigures, compare, gabor, masked_correlation, median, mei_gabor_correlation,
+    true_simple_mei,
 };
 use super::*;
 use crate::data::{Dataset, LoadOptions, Normalizer, Tier};
@@ -348,7 +349,8 @@ fn full_figures_on_a_converged_demo_run() {
         .filter(|&i| keep[i] && truth.neurons[i].cell_type == CellType::Simple)
         .collect();
     println!(
-        "MEI norm (× training images') | simple cells: model MEI–Gabor | own MEI–Gabor (ceiling)"
+        "MEI norm (× training images') | simple cells, medians: model MEI–Gabor | own MEI–Gabor \
+         (ceiling) | model MEI–own MEI (inside the RF)"
     );
     for scale in [1.0, 0.75, 0.5, 0.35] {
         let config = MeiConfig {
@@ -357,15 +359,26 @@ fn full_figures_on_a_converged_demo_run() {
         };
         let meis = most_exciting_inputs(&ensemble, 0, &context, &simple, &[], &config).unwrap();
         let len = context.image_len();
-        let c: Vec<f64> = simple
+        let (c, own): (Vec<f64>, Vec<f64>) = simple
             .iter()
             .enumerate()
             .map(|(k, &i)| {
                 let plane = &meis.images[k * len..k * len + h * w];
-                mei_gabor_correlation(plane, &truth.neurons[i], h, w)
+                let p = &truth.neurons[i];
+                let truth_mei = true_simple_mei(p, h, w, meis.norm, context.grey, context.range);
+                let (_, mask) = gabor(p, p.phase, h, w);
+                let plane64: Vec<f64> = plane.iter().map(|&v| v as f64).collect();
+                (
+                    mei_gabor_correlation(plane, p, h, w),
+                    masked_correlation(&plane64, &truth_mei, &mask),
+                )
             })
-            .collect();
+            .unzip();
         let ceiling = simple_mei_ceiling(&context, &truth, &keep, context.norm * scale);
-        println!("{scale:.2} | {:.3} | {ceiling:.3}", median(&c));
+        println!(
+            "{scale:.2} | {:.3} | {ceiling:.3} | {:.3}",
+            median(&c),
+            median(&own)
+        );
     }
 }

@@ -1,9 +1,10 @@
 //! A model-level ensemble: the mean of several trained [`Encoder`]s' evaluation-mode predictions
 //! (batch norm with running statistics, Gaussian readout at μ). One member is a single model.
 //!
-//! The members live on the autodiff version of their device with every parameter frozen, so the
-//! same ensemble serves plain predictions and gradients with respect to the input (MEIs, RFs)
-//! without building gradients for the weights.
+//! The members live on the autodiff version of their device with every parameter frozen, so they
+//! serve gradients with respect to the input (MEIs, RFs) without building gradients for the
+//! weights. Plain predictions (no gradient) run on a second copy without autodiff, where no graph
+//! is recorded; both copies run the same kernels and give the same numbers.
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -60,6 +61,8 @@ pub enum EnsembleError {
         expected: usize,
         found: usize,
     },
+    #[error("neuron index {index} is out of range (the readout has {count} neurons)")]
+    NeuronIndex { index: usize, count: usize },
     #[error(transparent)]
     Context(#[from] super::context::ContextError),
 }
@@ -69,6 +72,9 @@ pub enum EnsembleError {
 pub struct ModelEnsemble {
     members: Vec<Encoder>,
     device: Device,
+    /// The same models without autodiff, for [`predict`](Self::predict).
+    plain: Vec<Encoder>,
+    plain_device: Device,
 }
 
 impl ModelEnsemble {
@@ -110,12 +116,22 @@ impl ModelEnsemble {
                 }
             }
         }
-        let device = device.clone().autodiff();
-        let members = members
+        let plain_device = device.clone().without_autodiff();
+        let device = plain_device.clone().autodiff();
+        let plain: Vec<Encoder> = members
             .into_iter()
-            .map(|m| m.valid().to_device(&device).train().no_grad())
+            .map(|m| m.valid().to_device(&plain_device))
             .collect();
-        Ok(Self { members, device })
+        let members = plain
+            .iter()
+            .map(|m| m.clone().to_device(&device).train().no_grad())
+            .collect();
+        Ok(Self {
+            members,
+            device,
+            plain,
+            plain_device,
+        })
     }
 
     /// The members (on the ensemble's autodiff device, frozen).
@@ -192,34 +208,33 @@ impl ModelEnsemble {
     /// ensemble's device, with behaviour / pupil from `context` where the models use them.
     /// Differentiable with respect to `images`. Call [`check`](Self::check) first.
     pub fn forward(&self, images: Tensor<4>, key: usize, context: &InputContext) -> Tensor<2> {
-        let [b, _, _, _] = images.dims();
-        let rows = |values: &Option<Vec<f32>>, needed: bool| {
-            values.as_ref().filter(|_| needed).map(|v| {
-                let row =
-                    Tensor::<2>::from_data(TensorData::new(v.clone(), [1, v.len()]), &self.device);
-                row.expand([b, v.len()])
-            })
-        };
-        let mut sum: Option<Tensor<2>> = None;
-        for model in &self.members {
-            let behavior = rows(&context.behavior, model.needs_behavior());
-            let pupil = rows(&context.pupil_center, model.needs_pupil_center());
-            let y = model.forward_eval(images.clone(), key, behavior, pupil);
-            sum = Some(match sum {
-                Some(s) => s + y,
-                None => y,
-            });
-        }
-        let sum = sum.expect("an ensemble has at least one member");
-        if self.members.len() == 1 {
-            sum
-        } else {
-            sum.div_scalar(self.members.len() as f64)
-        }
+        mean_forward(&self.members, &self.device, images, key, context, None)
+    }
+
+    /// [`forward`](Self::forward) for only the readout neurons `neurons` (repeats allowed):
+    /// column k of the (B, K) result is column `neurons[k]` of `forward`, the same numbers,
+    /// without reading out the rest of the readout. Call [`check`](Self::check) first, and check
+    /// the indices.
+    pub fn forward_neurons(
+        &self,
+        images: Tensor<4>,
+        key: usize,
+        context: &InputContext,
+        neurons: &[usize],
+    ) -> Tensor<2> {
+        mean_forward(
+            &self.members,
+            &self.device,
+            images,
+            key,
+            context,
+            Some(neurons),
+        )
     }
 
     /// Mean predictions (rows × N, model units) for images in **dataset units** (rows × C·H·W,
-    /// row-major), computed in batches of `batch_size` without gradients.
+    /// row-major), computed in batches of `batch_size` without gradients, on the copy of the
+    /// models without autodiff.
     pub fn predict(
         &self,
         images: &[f32],
@@ -227,17 +242,46 @@ impl ModelEnsemble {
         context: &InputContext,
         batch_size: usize,
     ) -> Result<Vec<f32>, EnsembleError> {
+        self.predict_columns(images, key, context, batch_size, None)
+    }
+
+    /// [`predict`](Self::predict) of only the readout neurons `neurons` (rows × K, column k =
+    /// neuron `neurons[k]`, the same numbers), without reading out the rest of the readout.
+    pub fn predict_neurons(
+        &self,
+        images: &[f32],
+        key: usize,
+        context: &InputContext,
+        batch_size: usize,
+        neurons: &[usize],
+    ) -> Result<Vec<f32>, EnsembleError> {
+        let count = self.n_neurons(key)?;
+        if let Some(&index) = neurons.iter().find(|&&n| n >= count) {
+            return Err(EnsembleError::NeuronIndex { index, count });
+        }
+        self.predict_columns(images, key, context, batch_size, Some(neurons))
+    }
+
+    fn predict_columns(
+        &self,
+        images: &[f32],
+        key: usize,
+        context: &InputContext,
+        batch_size: usize,
+        neurons: Option<&[usize]>,
+    ) -> Result<Vec<f32>, EnsembleError> {
         self.check(key, context)?;
         let [c, h, w] = context.image_shape;
         let len = c * h * w;
-        let mut out = Vec::with_capacity(images.len() / len * self.n_neurons(key)?);
+        let columns = neurons.map_or(self.n_neurons(key)?, <[usize]>::len);
+        let mut out = Vec::with_capacity(images.len() / len * columns);
         for chunk in images.chunks(len * batch_size.max(1)) {
             let b = chunk.len() / len;
             let x = Tensor::<4>::from_data(
                 TensorData::new(context.to_model(&chunk[..b * len]), [b, c, h, w]),
-                &self.device,
+                &self.plain_device,
             );
-            let y = self.forward(x, key, context);
+            let y = mean_forward(&self.plain, &self.plain_device, x, key, context, neurons);
             out.extend(y.into_data().iter::<f32>());
         }
         Ok(out)
@@ -278,6 +322,45 @@ impl ModelEnsemble {
         }
         let k = self.members.len() as f64;
         sum.map(|s| s.into_iter().map(|[r, c]| [r / k, c / k]).collect())
+    }
+}
+
+/// The mean of `members`' evaluation-mode predictions (B, N) of readout `key` for model-input
+/// `images` on `device`, with behaviour / pupil from `context` where the models use them; only
+/// the columns of `neurons` (B, K) when given.
+fn mean_forward(
+    members: &[Encoder],
+    device: &Device,
+    images: Tensor<4>,
+    key: usize,
+    context: &InputContext,
+    neurons: Option<&[usize]>,
+) -> Tensor<2> {
+    let [b, _, _, _] = images.dims();
+    let rows = |values: &Option<Vec<f32>>, needed: bool| {
+        values.as_ref().filter(|_| needed).map(|v| {
+            let row = Tensor::<2>::from_data(TensorData::new(v.clone(), [1, v.len()]), device);
+            row.expand([b, v.len()])
+        })
+    };
+    let mut sum: Option<Tensor<2>> = None;
+    for model in members {
+        let behavior = rows(&context.behavior, model.needs_behavior());
+        let pupil = rows(&context.pupil_center, model.needs_pupil_center());
+        let y = match neurons {
+            None => model.forward_eval(images.clone(), key, behavior, pupil),
+            Some(n) => model.forward_eval_neurons(images.clone(), key, n, behavior, pupil),
+        };
+        sum = Some(match sum {
+            Some(s) => s + y,
+            None => y,
+        });
+    }
+    let sum = sum.expect("an ensemble has at least one member");
+    if members.len() == 1 {
+        sum
+    } else {
+        sum.div_scalar(members.len() as f64)
     }
 }
 
@@ -370,6 +453,18 @@ mod tests {
         let err = both.predict(&x, 0, &wrong, 2).unwrap_err().to_string();
         assert!(err.contains("shape"), "{err}");
         assert!(both.predict(&x, 1, &c, 2).is_err());
+        // Reading out some neurons (repeats allowed) gives those columns, the same bits.
+        let some = both.predict_neurons(&x, 0, &c, 2, &[3, 0, 3]).unwrap();
+        let columns: Vec<f32> = mean
+            .chunks_exact(5)
+            .flat_map(|r| [r[3], r[0], r[3]])
+            .collect();
+        assert_eq!(some, columns);
+        let err = both
+            .predict_neurons(&x, 0, &c, 2, &[5])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("5") && err.contains("range"), "{err}");
     }
 
     #[test]

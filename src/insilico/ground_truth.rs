@@ -7,7 +7,7 @@
 
 use std::f64::consts::{PI, TAU};
 
-use crate::sim::neurons::{CellType, NeuronParams};
+use crate::sim::neurons::{CellType, Filters, NeuronParams};
 
 /// The neuron's Gabor at `phase` (the simulator's even filter when `phase` is its own) on an
 /// `h × w` grid, and the mask of pixels inside its RF (envelope ≥ e⁻², i.e. within 2σ).
@@ -70,6 +70,61 @@ pub fn mei_gabor_correlation(mei: &[f32], p: &NeuronParams, h: usize, w: usize) 
             masked_correlation(&plane, &g, &mask)
         }
     }
+}
+
+/// The MEI of the *simulated* simple cell itself under the MEI constraint (deviation from
+/// `grey` at L2 norm `norm`, then clipped into `range`, all in dataset units; see
+/// `stimulus::constrain`): the best image found by ascending its drive — linear in the image,
+/// so its gradient is the cell's (cropped, zero-mean) even filter — from that filter at the
+/// norm, with steps of 10 %, 5 %, 2.5 % and 1.25 % of the norm, 75 each. `h × w` plane, deviation
+/// from grey.
+///
+/// Its correlation with the cell's Gabor is what a perfect model's MEI would reach: the ceiling
+/// of the MEI–Gabor figure at that norm. Without clipping it is the filter itself (correlation ≈
+/// 1); at a contrast that the small RF cannot hold inside the range, the pixels saturate and the
+/// optimum turns binary.
+pub fn true_simple_mei(
+    p: &NeuronParams,
+    h: usize,
+    w: usize,
+    norm: f64,
+    grey: f64,
+    range: [f64; 2],
+) -> Vec<f64> {
+    let filters = Filters::new(p, h, w);
+    let mut unit = vec![0.0; h * w];
+    let filter: Vec<f64> = (0..h * w)
+        .map(|i| {
+            unit[i] = 1.0;
+            let d = filters.drive(CellType::Simple, p.semi_saturation, &unit, w);
+            unit[i] = 0.0;
+            d
+        })
+        .collect();
+    let filter_norm = filter.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-300);
+    let constrain = |d: &mut Vec<f64>| {
+        let n = d.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let scale = if n > 0.0 { norm / n } else { 0.0 };
+        d.iter_mut()
+            .for_each(|v| *v = (grey + *v * scale).clamp(range[0], range[1]) - grey);
+    };
+    let drive = |d: &[f64]| d.iter().zip(&filter).map(|(a, b)| a * b).sum::<f64>();
+    let mut d = filter.clone();
+    constrain(&mut d);
+    let (mut best, mut best_drive) = (d.clone(), drive(&d));
+    for step in [0.1, 0.05, 0.025, 0.0125] {
+        d.clone_from(&best);
+        for _ in 0..75 {
+            let scale = step * norm / filter_norm;
+            d.iter_mut().zip(&filter).for_each(|(d, f)| *d += scale * f);
+            constrain(&mut d);
+            let value = drive(&d);
+            if value > best_drive {
+                (best, best_drive) = (d.clone(), value);
+            }
+        }
+    }
+    best
 }
 
 /// Absolute difference of two orientations in degrees, on the half circle (0–90°).
@@ -259,6 +314,23 @@ mod tests {
         assert!(mei_gabor_correlation(&shifted, &simple, h, w) < 0.3);
         assert!(mei_gabor_correlation(&shifted, &neuron(CellType::Complex), h, w) > 0.97);
         assert!((orientation_error_deg(0.1, PI - 0.1) - 11.459).abs() < 0.01);
+        // The simulated cell's own MEI: its Gabor at a low contrast, a saturated (binary)
+        // version of it when the contrast does not fit into the range.
+        let low = true_simple_mei(&simple, h, w, 10.0, 100.0, [0.0, 255.0]);
+        let corr = |d: &[f64]| {
+            let plane: Vec<f32> = d.iter().map(|&v| v as f32).collect();
+            mei_gabor_correlation(&plane, &simple, h, w)
+        };
+        assert!(corr(&low) > 0.98, "{}", corr(&low));
+        let high = true_simple_mei(&simple, h, w, 3000.0, 100.0, [0.0, 255.0]);
+        let saturated = high.iter().filter(|&&v| v <= -99.99 || v >= 154.99).count();
+        assert!(saturated > 20, "{saturated} saturated pixels");
+        assert!(
+            corr(&high) < corr(&low) - 0.05,
+            "{} vs {}",
+            corr(&high),
+            corr(&low)
+        );
         assert_eq!(median(&[3.0, f64::NAN, 1.0, 2.0]), 2.0);
     }
 }

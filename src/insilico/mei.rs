@@ -198,7 +198,7 @@ pub fn most_exciting_inputs(
         result.mei_response.extend(responses);
         result.steps.extend(steps);
     }
-    if !natural.is_empty() {
+    if !natural.is_empty() && !neurons.is_empty() {
         best_natural(ensemble, key, context, natural, norm, config, &mut result)?;
     }
     Ok(result)
@@ -305,7 +305,6 @@ fn best_natural(
     result: &mut MeiResult,
 ) -> Result<(), MeiError> {
     let len = context.image_len();
-    let n_neurons = ensemble.n_neurons(key)?;
     let rescaled: Vec<f32> = natural
         .chunks_exact(len)
         .flat_map(|img| {
@@ -314,11 +313,14 @@ fn best_natural(
             d.into_iter().map(|v| v + context.grey as f32)
         })
         .collect();
-    let predictions = ensemble.predict(&rescaled, key, context, config.batch_size)?;
-    for (i, &neuron) in result.neurons.iter().enumerate() {
+    // Only the chosen neurons are read out: column i is neuron `result.neurons[i]`.
+    let columns = result.neurons.len();
+    let predictions =
+        ensemble.predict_neurons(&rescaled, key, context, config.batch_size, &result.neurons)?;
+    for i in 0..columns {
         let (row, value) = predictions
-            .chunks_exact(n_neurons)
-            .map(|p| p[neuron])
+            .chunks_exact(columns)
+            .map(|p| p[i])
             .enumerate()
             .fold((usize::MAX, f64::NEG_INFINITY), |(bi, bv), (r, v)| {
                 if (v as f64) > bv {

@@ -36,12 +36,15 @@ pub fn row_gradients(
         device,
     )
     .require_grad();
-    let y = ensemble.forward(x.clone(), key, context);
-    let mut mask = vec![0f32; b * n_neurons];
-    for (row, &n) in neurons.iter().enumerate() {
-        mask[row * n_neurons + n] = 1.0;
+    // Only the batch's neurons are read out: column k of `y` is neuron `neurons[k]`, so row b's
+    // own neuron is on the diagonal (the same numbers as reading out all `n_neurons`).
+    debug_assert!(neurons.iter().all(|&n| n < n_neurons));
+    let y = ensemble.forward_neurons(x.clone(), key, context, neurons);
+    let mut mask = vec![0f32; b * b];
+    for row in 0..b {
+        mask[row * b + row] = 1.0;
     }
-    let mask = Tensor::<2>::from_data(TensorData::new(mask, [b, n_neurons]), device);
+    let mask = Tensor::<2>::from_data(TensorData::new(mask, [b, b]), device);
     let picked = (y * mask).sum_dim(1);
     let responses: Vec<f32> = picked.clone().detach().into_data().iter::<f32>().collect();
     let grads = picked.sum().backward();

@@ -5,10 +5,14 @@ use std::path::Path;
 
 use burn::tensor::Device;
 
-use super::ground_truth::{ModelAnswers, TruthFigures, compare};
+use super::ground_truth::{
+    ModelAnswers, TruthFigures, compare, gabor, masked_correlation, median, mei_gabor_correlation,
+    true_simple_mei,
+};
 use super::*;
 use crate::data::{Dataset, LoadOptions, Normalizer, Tier};
 use crate::model::Encoder;
+use crate::sim::neurons::CellType;
 use crate::sim::{GroundTruth, SimulationConfig, simulate};
 
 /// Trains a small lurz2020-style model on the simulated recording `data` in `run` and returns
@@ -71,6 +75,44 @@ fn truth_correlation(
     crate::metrics::corr(&predicted, &truth.test_rates, n)
 }
 
+/// The well-predicted neurons: test correlation with the true rates ≥ `min_correlation`.
+fn well_predicted(
+    ensemble: &ModelEnsemble,
+    context: &InputContext,
+    dataset: &Dataset,
+    truth: &GroundTruth,
+    min_correlation: f64,
+) -> Vec<bool> {
+    truth_correlation(ensemble, context, dataset, truth)
+        .iter()
+        .map(|&c| c >= min_correlation)
+        .collect()
+}
+
+/// Median over the kept simple cells of the correlation of their own (simulated) MEI at `norm`
+/// with their Gabor inside the RF ([`true_simple_mei`]): the ceiling of the simple-cell figure
+/// for a perfect model at that MEI contrast.
+fn simple_mei_ceiling(
+    context: &InputContext,
+    truth: &GroundTruth,
+    keep: &[bool],
+    norm: f64,
+) -> f64 {
+    let [_, h, w] = context.image_shape;
+    let c: Vec<f64> = truth
+        .neurons
+        .iter()
+        .zip(keep)
+        .filter(|(p, k)| **k && p.cell_type == CellType::Simple)
+        .map(|(p, _)| {
+            let d = true_simple_mei(p, h, w, norm, context.grey, context.range);
+            let plane: Vec<f32> = d.iter().map(|&v| v as f32).collect();
+            mei_gabor_correlation(&plane, p, h, w)
+        })
+        .collect();
+    median(&c)
+}
+
 /// Runs MEIs, tuning and RFs on every neuron and compares with the truth over the neurons whose
 /// test correlation with the true rates is at least `min_correlation`.
 fn figures(
@@ -110,8 +152,7 @@ fn figures(
         outputs::write_tuning(dir, &tuning, ids, context, 8).unwrap();
         outputs::write_rfs(dir, &rfs, ids, Some(&positions)).unwrap();
     }
-    let correlation = truth_correlation(ensemble, context, dataset, truth);
-    let keep: Vec<bool> = correlation.iter().map(|&c| c >= min_correlation).collect();
+    let keep = well_predicted(ensemble, context, dataset, truth, min_correlation);
     let planes: Vec<f32> = meis
         .images
         .chunks_exact(len)
@@ -199,6 +240,16 @@ fn in_silico_answers_recover_the_simulated_ground_truth() {
         Some(&out),
     );
     eprintln!("{}", figures.render());
+    let keep = well_predicted(&ensemble, &context, &dataset, &truth, 0.5);
+    let ceiling = simple_mei_ceiling(&context, &truth, &keep, context.norm / 4.0);
+    eprintln!(
+        "the simulated simple cells' own MEIs: median correlation with their Gabor {ceiling:.3}"
+    );
+    // A perfect model's MEI would reach the cells' own; the trained one stays below it.
+    assert!(
+        ceiling >= figures.simple_mei_correlation - 0.05 && ceiling > 0.9,
+        "{ceiling}"
+    );
     if let Ok(keep) = std::env::var("CORTEXFIT_KEEP_INSILICO") {
         for f in std::fs::read_dir(&out).unwrap() {
             let f = f.unwrap().path();
@@ -278,14 +329,56 @@ fn full_figures_on_a_converged_demo_run() {
             &config,
             Some(&out),
         );
+        let keep = well_predicted(&ensemble, &context, &dataset, &truth, 0.5);
+        let ceiling = simple_mei_ceiling(&context, &truth, &keep, context.norm * scale);
         println!(
             "MEI norm = {scale} × the training images' ({:.1}):\n{}(all experiments on {} \
-             neurons: {:.0} s; outputs in {})",
+             neurons: {:.0} s; outputs in {})\nceiling: the simulated simple cells' own MEIs at \
+             this norm correlate with their Gabor at {ceiling:.3} (median)\n",
             context.norm,
             figures.render(),
             dataset.n_neurons(),
             started.elapsed().as_secs_f64(),
             out.display()
+        );
+    }
+    // The simple-cell figure against the MEI contrast, beside its ceiling.
+    let keep = well_predicted(&ensemble, &context, &dataset, &truth, 0.5);
+    let [_, h, w] = context.image_shape;
+    let simple: Vec<usize> = (0..truth.neurons.len())
+        .filter(|&i| keep[i] && truth.neurons[i].cell_type == CellType::Simple)
+        .collect();
+    println!(
+        "MEI norm (× training images') | simple cells, medians: model MEI–Gabor | own MEI–Gabor \
+         (ceiling) | model MEI–own MEI (inside the RF)"
+    );
+    for scale in [1.0, 0.75, 0.5, 0.35] {
+        let config = MeiConfig {
+            norm: Some(context.norm * scale),
+            ..MeiConfig::default()
+        };
+        let meis = most_exciting_inputs(&ensemble, 0, &context, &simple, &[], &config).unwrap();
+        let len = context.image_len();
+        let (c, own): (Vec<f64>, Vec<f64>) = simple
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| {
+                let plane = &meis.images[k * len..k * len + h * w];
+                let p = &truth.neurons[i];
+                let truth_mei = true_simple_mei(p, h, w, meis.norm, context.grey, context.range);
+                let (_, mask) = gabor(p, p.phase, h, w);
+                let plane64: Vec<f64> = plane.iter().map(|&v| v as f64).collect();
+                (
+                    mei_gabor_correlation(plane, p, h, w),
+                    masked_correlation(&plane64, &truth_mei, &mask),
+                )
+            })
+            .unzip();
+        let ceiling = simple_mei_ceiling(&context, &truth, &keep, context.norm * scale);
+        println!(
+            "{scale:.2} | {:.3} | {ceiling:.3} | {:.3}",
+            median(&c),
+            median(&own)
         );
     }
 }

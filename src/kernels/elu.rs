@@ -129,7 +129,13 @@ fn exp_m1_nonpositive(x: f32) -> f32 {
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
-    let two_n = f32::from_bits(((n as i32 + 127) << 23) as u32);
+    // 2ⁿ from the bits of n + 1.5·2²³, whose low mantissa bits hold the integer n (−126 ≤ n ≤ 0
+    // here) in two's complement: the same value as `(n as i32 + 127) << 23`, but without the
+    // saturating float-to-int cast, which LLVM compiles to scalar compares per lane and so kept
+    // the whole loop from vectorising.
+    const SHIFTER: f32 = 12_582_912.0; // 1.5·2²³
+    let n_bits = (n + SHIFTER).to_bits().wrapping_sub(SHIFTER.to_bits());
+    let two_n = f32::from_bits(n_bits.wrapping_add(127) << 23);
     two_n * (p * r * r + r) + (two_n - 1.0)
 }
 
@@ -160,9 +166,10 @@ fn elu_grad_chunk_body(y: &[f32], g: &[f32], out: &mut [f32]) {
     }
 }
 
-/// ELU(gain·x + offset) per channel as one op, for evaluation on flex without autodiff (the
-/// evaluation-mode batch norm of a core block, folded, and its ELU): one pass instead of three.
-#[backend_extension(Flex)]
+/// ELU(gain·x + offset) per channel as one op (the evaluation-mode batch norm of a core block,
+/// folded, and its ELU): one pass instead of three, on flex and, with its backward, on autodiff
+/// over flex (gradients with respect to the input of a frozen model: MEIs, RF maps).
+#[backend_extension(Flex, Autodiff)]
 pub trait AffineEluBackend: Backend {
     /// `x` `[batch, channels, ...]`, `gain` and `offset` `[channels]`; same shape as `x`.
     fn affine_elu(
@@ -179,6 +186,150 @@ impl AffineEluBackend for Flex {
         let out = affine_elu_values(&values(&x), plane, &values(&gain), &values(&offset));
         FlexTensor::from_data(TensorData::new(out, shape))
     }
+}
+
+/// Backward step of [`AffineEluBackend::affine_elu`]: with d = dELU(v)/dv · grad at v =
+/// gain·x + offset (1 where y > 0, y + 1 elsewhere), the input gradient is d · gain[c] (the
+/// same rounding as the two-step burn graph), the offset gradient Σ d and the gain gradient
+/// Σ d · x over the batch and the plane of each channel.
+#[derive(Debug)]
+struct AffineEluBackward;
+
+impl Backward<Flex, 3> for AffineEluBackward {
+    /// The input, the output and the gain.
+    type State = (FlexTensor, FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_gain, node_offset] = ops.parents;
+        let grad_out = grads.consume::<Flex>(&ops.node);
+        let (x, y, gain) = ops.state;
+        let shape = y.shape();
+        let plane = shape[2..].iter().product();
+        let (y, grad_out, gain) = (values(&y), values(&grad_out), values(&gain));
+        if let Some(node) = node_x {
+            let grad = affine_elu_input_grad(&y, &grad_out, plane, &gain);
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(grad, shape)));
+        }
+        if node_gain.is_some() || node_offset.is_some() {
+            let (grad_gain, grad_offset) =
+                affine_elu_parameter_grads(&values(&x), &y, &grad_out, plane, gain.len());
+            for (node, grad) in [(node_gain, grad_gain), (node_offset, grad_offset)] {
+                if let Some(node) = node {
+                    let n = grad.len();
+                    grads.register::<Flex>(
+                        node.id,
+                        FlexTensor::from_data(TensorData::new(grad, [n])),
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> AffineEluBackend for Autodiff<Flex, C> {
+    fn affine_elu(
+        x: FloatTensor<Self>,
+        gain: FloatTensor<Self>,
+        offset: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        match AffineEluBackward
+            .prepare::<C>([x.node(), gain.node(), offset.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, gain, offset) = (
+                    x.into_primitive(),
+                    gain.into_primitive(),
+                    offset.into_primitive(),
+                );
+                let y = Flex::affine_elu(x.clone(), gain.clone(), offset);
+                prep.finish((x, y.clone(), gain), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::affine_elu(
+                x.into_primitive(),
+                gain.into_primitive(),
+                offset.into_primitive(),
+            )),
+        }
+    }
+}
+
+/// Input gradient of [`affine_elu_values`] from its output `y`, the output gradient and the
+/// gain, on [`Isa::active`]: `(y > 0 ? g : g·(y + 1)) · gain[c]`.
+pub fn affine_elu_input_grad(y: &[f32], grad: &[f32], plane: usize, gain: &[f32]) -> Vec<f32> {
+    affine_elu_input_grad_on(Isa::active(), y, grad, plane, gain)
+}
+
+/// [`affine_elu_input_grad`] on the path `isa` (all paths give the same numbers).
+pub fn affine_elu_input_grad_on(
+    isa: Isa,
+    y: &[f32],
+    grad: &[f32],
+    plane: usize,
+    gain: &[f32],
+) -> Vec<f32> {
+    let channels = gain.len();
+    assert_eq!(y.len(), grad.len());
+    assert_eq!(y.len() % (plane * channels).max(1), 0, "input");
+    let plane = plane.max(1);
+    let mut out = zeroed(y.len());
+    let per_task = (TASK / plane).max(1) * plane;
+    out.par_chunks_mut(per_task)
+        .zip(y.par_chunks(per_task).zip(grad.par_chunks(per_task)))
+        .enumerate()
+        .for_each(|(task, (o, (y, g)))| {
+            let first = task * per_task / plane;
+            for (k, ((o, y), g)) in o
+                .chunks_mut(plane)
+                .zip(y.chunks(plane))
+                .zip(g.chunks(plane))
+                .enumerate()
+            {
+                affine_elu_grad_chunk(isa, y, g, gain[(first + k) % channels], o);
+            }
+        });
+    out
+}
+
+multiversion!(
+    /// The input gradient of ELU(a·x + b) for a chunk, compiled for `isa`.
+    fn affine_elu_grad_chunk => affine_elu_grad_chunk_body(y: &[f32], g: &[f32], a: f32, out: &mut [f32])
+);
+
+#[inline(always)]
+fn affine_elu_grad_chunk_body(y: &[f32], g: &[f32], a: f32, out: &mut [f32]) {
+    for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
+        let d = if y > 0.0 { g } else { g * (y + 1.0) };
+        *o = d * a;
+    }
+}
+
+/// Gradients of ELU(gain·x + offset) with respect to `gain` and `offset` (`[channels]` each):
+/// per channel, Σ d·x and Σ d over the batch and the plane, summed in a fixed order in f64.
+fn affine_elu_parameter_grads(
+    x: &[f32],
+    y: &[f32],
+    grad: &[f32],
+    plane: usize,
+    channels: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let plane = plane.max(1);
+    let mut sums = vec![(0.0f64, 0.0f64); channels];
+    for (p, ((x, y), g)) in x
+        .chunks(plane)
+        .zip(y.chunks(plane))
+        .zip(grad.chunks(plane))
+        .enumerate()
+    {
+        let (gain_sum, offset_sum) = &mut sums[p % channels];
+        for ((&x, &y), &g) in x.iter().zip(y).zip(g) {
+            let d = if y > 0.0 { g } else { g * (y + 1.0) } as f64;
+            *gain_sum += d * x as f64;
+            *offset_sum += d;
+        }
+    }
+    sums.into_iter().map(|(a, b)| (a as f32, b as f32)).unzip()
 }
 
 impl EluBackend for Flex {
@@ -242,6 +393,26 @@ mod tests {
                 (got - want).abs() <= 4e-7 * want.abs(),
                 "x = {x}: {got} vs {want}"
             );
+        }
+    }
+
+    #[test]
+    fn the_power_of_two_from_bits_is_the_integer_cast() {
+        for n in -126..=0 {
+            let n = n as f32;
+            let cast = f32::from_bits(((n as i32 + 127) << 23) as u32);
+            const SHIFTER: f32 = 12_582_912.0;
+            let bits = (n + SHIFTER).to_bits().wrapping_sub(SHIFTER.to_bits());
+            assert_eq!(
+                f32::from_bits(bits.wrapping_add(127) << 23),
+                cast,
+                "n = {n}"
+            );
+        }
+        // The reduction never leaves that range, even for inputs past the clamp.
+        for x in [-87.0f32, -1e30, f32::MIN, f32::NEG_INFINITY, -0.0] {
+            let got = exp_m1_nonpositive(x);
+            assert!((-1.0..=0.0).contains(&got), "x = {x}: {got}");
         }
     }
 }

@@ -388,6 +388,76 @@ fn fused_affine_elu_equals_the_burn_ops() {
     }
 }
 
+#[test]
+fn fused_affine_elu_gradients_equal_the_burn_ops() {
+    let x = random([3, 4, 5, 6], 2.0);
+    let probe = random([3, 4, 5, 6], 1.0);
+    let gain = TensorData::new(vec![0.5f32, 1.0, 2.0, -1.5], [4]);
+    let offset = TensorData::new(vec![0.1f32, -0.3, 0.0, 0.7], [4]);
+    // Output and gradients (input, gain, offset), the gain and offset tracked or not.
+    let run = |kernels: Kernels, parameters_tracked: bool| {
+        let _kernels = use_kernels(kernels);
+        let device = Device::flex().autodiff();
+        let x = Tensor::<4>::from_data(x.clone(), &device).require_grad();
+        let (mut gain, mut offset) = (
+            Tensor::<1>::from_data(gain.clone(), &device),
+            Tensor::<1>::from_data(offset.clone(), &device),
+        );
+        if parameters_tracked {
+            (gain, offset) = (gain.require_grad(), offset.require_grad());
+        }
+        let y = affine_elu(x.clone(), gain.clone(), offset.clone());
+        let grads = (y.clone() * Tensor::from_data(probe.clone(), &device))
+            .sum()
+            .backward();
+        let values = |t: Option<Tensor<4>>| t.map(|t| t.into_data().try_to_vec::<f32>().unwrap());
+        let values1 = |t: Option<Tensor<1>>| t.map(|t| t.into_data().try_to_vec::<f32>().unwrap());
+        (
+            y.into_data().try_to_vec::<f32>().unwrap(),
+            values(x.grad(&grads)).expect("input gradient"),
+            values1(gain.grad(&grads)),
+            values1(offset.grad(&grads)),
+        )
+    };
+    for tracked in [false, true] {
+        let (fused, burn) = (run(Kernels::Fused, tracked), run(Kernels::Burn, tracked));
+        let close = |a: &[f32], b: &[f32]| {
+            assert_eq!(a.len(), b.len());
+            for (a, b) in a.iter().zip(b) {
+                assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+            }
+        };
+        close(&fused.0, &burn.0);
+        close(&fused.1, &burn.1);
+        assert_eq!(fused.2.is_some(), tracked);
+        if tracked {
+            close(&fused.2.unwrap(), &burn.2.unwrap());
+            close(&fused.3.unwrap(), &burn.3.unwrap());
+        }
+    }
+    // With the burn ops' ELU (only the exp differs), the input gradient is the same bits: the
+    // fused backward rounds d·gain like the graph of a multiply, an add and an ELU.
+    let elu_only = |x: &Tensor<4>| {
+        let _fused = use_kernels(Kernels::Fused);
+        let [_, c, _, _] = x.dims();
+        let g = Tensor::<1>::from_data(gain.clone(), &x.device()).reshape([1, c, 1, 1]);
+        let o = Tensor::<1>::from_data(offset.clone(), &x.device()).reshape([1, c, 1, 1]);
+        elu(x.clone() * g + o)
+    };
+    let device = Device::flex().autodiff();
+    let xt = Tensor::<4>::from_data(x.clone(), &device).require_grad();
+    let grads = (elu_only(&xt) * Tensor::from_data(probe.clone(), &device))
+        .sum()
+        .backward();
+    let two_step = xt
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    assert_eq!(run(Kernels::Fused, false).1, two_step);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1×1 convolution
 

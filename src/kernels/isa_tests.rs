@@ -138,6 +138,80 @@ fn portable_forward_is_the_direct_sum() {
     }
 }
 
+/// The fused paths are the fused multiply-add sum in tap order (kernel row, then column, from
+/// +0; filters in channel order for a shared input's gradient), bit for bit: how the blocks are
+/// laid out, and which padding they skip, changes nothing.
+#[test]
+fn fused_paths_are_the_fused_sum_in_tap_order() {
+    let shape = ChannelwiseShape {
+        batch: 2,
+        channels: 3,
+        shared_input: true,
+        in_h: 13,
+        in_w: 21,
+        kernel_h: 5,
+        kernel_w: 4,
+        pad_h: 2,
+        pad_w: 1,
+    };
+    let (h, w, kh, kw) = (13, 21, 5, 4);
+    let (oh, ow) = (shape.out_h(), shape.out_w());
+    let x = values(2 * h * w, 6);
+    let weights = values(3 * kh * kw, 7);
+    let g = values(2 * 3 * oh * ow, 8);
+    // Zero-padded read of a plane with `rows × cols` values at offset (top, left).
+    let at = |plane: &[f32], cols: usize, rows: usize, r: isize, c: isize| {
+        if r < 0 || c < 0 || r >= rows as isize || c >= cols as isize {
+            0.0
+        } else {
+            plane[r as usize * cols + c as usize]
+        }
+    };
+    for isa in fast_paths() {
+        let out = forward_on(isa, &shape, &x, &weights);
+        let grad = input_grad_on(isa, &shape, &weights, &g);
+        for b in 0..2 {
+            let plane = &x[b * h * w..(b + 1) * h * w];
+            for c in 0..3 {
+                for (r, q) in (0..oh).flat_map(|r| (0..ow).map(move |q| (r, q))) {
+                    let mut acc = 0.0f32;
+                    for (i, j) in (0..kh).flat_map(|i| (0..kw).map(move |j| (i, j))) {
+                        let v = at(plane, w, h, (r + i) as isize - 2, (q + j) as isize - 1);
+                        acc = weights[(c * kh + i) * kw + j].mul_add(v, acc);
+                    }
+                    let got = out[((b * 3 + c) * oh + r) * ow + q];
+                    assert_eq!(got.to_bits(), acc.to_bits(), "{isa} forward");
+                }
+            }
+            for (r, q) in (0..h).flat_map(|r| (0..w).map(move |q| (r, q))) {
+                let mut acc = 0.0f32;
+                for c in 0..3 {
+                    let gp = &g[(b * 3 + c) * oh * ow..(b * 3 + c + 1) * oh * ow];
+                    // Full correlation with the flipped filter: tap (i, j) of the flipped filter
+                    // is (kh − 1 − i, kw − 1 − j) of the filter.
+                    for (i, j) in (0..kh).flat_map(|i| (0..kw).map(move |j| (i, j))) {
+                        let v = at(
+                            gp,
+                            ow,
+                            oh,
+                            (r + i) as isize - (kh - 1 - 2) as isize,
+                            (q + j) as isize - (kw - 1 - 1) as isize,
+                        );
+                        let tap = weights[(c * kh + kh - 1 - i) * kw + kw - 1 - j];
+                        acc = tap.mul_add(v, acc);
+                    }
+                }
+                let got = grad[b * h * w + r * w + q];
+                assert_eq!(
+                    got.to_bits(),
+                    acc.to_bits(),
+                    "{isa} input grad ({b},{r},{q})"
+                );
+            }
+        }
+    }
+}
+
 /// The paths to compare with the portable one (this CPU's), naming the ones it lacks.
 fn fast_paths() -> Vec<Isa> {
     for isa in Isa::ALL.into_iter().filter(|i| !i.is_supported()) {

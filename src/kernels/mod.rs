@@ -202,14 +202,15 @@ pub fn elu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 
 /// `ELU(gain[c]·x + offset[c])` per channel `c` of `x` `[batch, channels, ...]`: an
 /// evaluation-mode batch norm folded into one multiply-add, then ELU. One fused parallel pass on
-/// flex without autodiff (evaluation runs on `model.valid()`); burn ops elsewhere. Both give the
-/// same numbers (the multiply and the add are rounded separately in both).
+/// flex, with or without autodiff (evaluation runs on `model.valid()`; MEIs and RF maps take
+/// input gradients through a frozen model in evaluation mode); burn ops elsewhere. Both give the
+/// same numbers (the multiply and the add are rounded separately in both), and so does the input
+/// gradient.
 pub fn affine_elu<const D: usize>(x: Tensor<D>, gain: Tensor<1>, offset: Tensor<1>) -> Tensor<D> {
     let all_f32 = [x.dtype(), gain.dtype(), offset.dtype()] == [DType::F32; 3];
-    let plain_flex = matches!(x.device().as_dispatch(), DispatchDevice::Flex(_));
     let channels = gain.dims()[0];
     let fits = D >= 2 && x.dims()[1] == channels && offset.dims()[0] == channels;
-    if enabled() && plain_flex && all_f32 && fits && x.shape().num_elements() > 0 {
+    if enabled() && on_flex(&x) && all_f32 && fits && x.shape().num_elements() > 0 {
         return Tensor::from_dispatch(<Dispatch as AffineEluBackend>::affine_elu(
             x.into_dispatch(),
             gain.into_dispatch(),

@@ -34,6 +34,14 @@ pub enum ModelError {
     },
 }
 
+/// Which responses [`Encoder::head_of`] computes.
+enum Head<'a> {
+    /// Every neuron, with the readout's position draws (`None` = evaluation).
+    All(Option<Vec<f32>>),
+    /// These readout neurons, in evaluation mode.
+    Neurons(&'a [usize]),
+}
+
 /// The full model.
 #[derive(Module, Debug)]
 pub struct Encoder {
@@ -316,6 +324,29 @@ impl Encoder {
         self.head(features, key, behavior, pupil_center, None)
     }
 
+    /// [`forward_eval`](Self::forward_eval) for only the readout neurons `neurons` (readout
+    /// indices, repeats allowed): column k of the (B, K) result is column `neurons[k]` of
+    /// `forward_eval`, the same numbers, but the readout reads out only those neurons (the
+    /// in-silico experiments probe a few of thousands).
+    pub fn forward_eval_neurons(
+        &self,
+        images: Tensor<4>,
+        key: usize,
+        neurons: &[usize],
+        behavior: Option<Tensor<2>>,
+        pupil_center: Option<Tensor<2>>,
+    ) -> Tensor<2> {
+        let x = self.core_input(images, behavior.as_ref(), pupil_center.as_ref());
+        let features = self.core.forward_eval(x);
+        self.head_of(
+            features,
+            key,
+            behavior,
+            pupil_center,
+            Head::Neurons(neurons),
+        )
+    }
+
     /// Readout (+ shift, × gain) and the output nonlinearity on core `features`.
     fn head(
         &self,
@@ -324,6 +355,19 @@ impl Encoder {
         behavior: Option<Tensor<2>>,
         pupil_center: Option<Tensor<2>>,
         draws: Option<Vec<f32>>,
+    ) -> Tensor<2> {
+        self.head_of(features, key, behavior, pupil_center, Head::All(draws))
+    }
+
+    /// [`head`](Self::head) for every neuron (with the readout's position draws, if any) or for
+    /// some neurons in evaluation mode.
+    fn head_of(
+        &self,
+        features: Tensor<4>,
+        key: usize,
+        behavior: Option<Tensor<2>>,
+        pupil_center: Option<Tensor<2>>,
+        which: Head<'_>,
     ) -> Tensor<2> {
         let features = if self.config.detach_core {
             features.detach()
@@ -336,12 +380,35 @@ impl Encoder {
                 pupil_center.expect("model.shifter needs the pupil position in every batch"),
             )
         });
-        let mut y = self.readout.forward_with_draws(key, features, shift, draws);
+        let neurons = match &which {
+            Head::All(_) => None,
+            Head::Neurons(neurons) => Some(*neurons),
+        };
+        let mut y = match which {
+            Head::All(draws) => self.readout.forward_with_draws(key, features, shift, draws),
+            Head::Neurons(neurons) => self
+                .readout
+                .forward_eval_neurons(key, features, shift, neurons),
+        };
         if let Some(m) = &self.modulator {
-            y = y.mul(m.forward(
+            let gain = m.forward(
                 key,
                 behavior.expect("model.modulator needs behaviour in every batch"),
-            ));
+            );
+            y = y.mul(match neurons {
+                None => gain,
+                Some(neurons) => {
+                    let index: Vec<i64> = neurons.iter().map(|&n| n as i64).collect();
+                    let device = gain.device();
+                    gain.select(
+                        1,
+                        Tensor::<1, burn::tensor::Int>::from_data(
+                            TensorData::new(index, [neurons.len()]),
+                            &device,
+                        ),
+                    )
+                }
+            });
         }
         let y = if self.config.elu_offset != 0.0 {
             y.add_scalar(self.config.elu_offset)

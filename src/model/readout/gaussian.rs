@@ -407,6 +407,36 @@ impl GaussianReadout {
         }
     }
 
+    /// Evaluation responses (B, K) of only the readout neurons `neurons` (K indices, repeats
+    /// allowed), each read at its μ: column k is column `neurons[k]` of the evaluation
+    /// [`forward`](Self::forward), the same numbers, without reading out the others.
+    pub fn forward_eval_neurons(
+        &self,
+        x: Tensor<4>,
+        shift: Option<Tensor<2>>,
+        bank: Option<&Tensor<2>>,
+        neurons: Tensor<1, Int>,
+    ) -> Tensor<2> {
+        let [b, c, _, _] = x.dims();
+        let [k] = neurons.dims();
+        debug_assert_eq!(c, self.settings.n_channels, "feature-map channels");
+        let positions = self
+            .positions()
+            .select(0, neurons.clone())
+            .unsqueeze_dim::<3>(0)
+            .expand([b, k, 2]);
+        let positions = match shift {
+            Some(s) => positions + s.unsqueeze_dim(1),
+            None => positions,
+        };
+        let features = self.effective_features(bank).select(1, neurons.clone());
+        let y = bilinear_readout(x, positions, features);
+        match &self.bias {
+            Some(bias) => y + bias.val().select(0, neurons).unsqueeze_dim(0),
+            None => y,
+        }
+    }
+
     /// Unweighted feature L1 (sum or mean of |f|, shape [1]); zero for a readout that uses but
     /// does not own shared features.
     pub fn feature_l1(&self, bank: Option<&Tensor<2>>, reduction: Reduction) -> Tensor<1> {

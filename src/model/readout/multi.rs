@@ -3,7 +3,7 @@
 //! `MultiReadoutSharedParametersBase`). Holds the shared feature bank when features are shared.
 
 use burn::module::{Module, Param};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -296,6 +296,31 @@ impl MultiReadout {
             Readout::Gaussian(g) => g.forward_with_draws(features, shift, draws, bank.as_ref()),
             Readout::Factorized(f) => f.forward(features),
             Readout::PointPooled(p) => p.forward(features, shift),
+        }
+    }
+
+    /// Evaluation responses (B, K) of only the neurons `neurons` of dataset `key` (K indices,
+    /// repeats allowed): column k is column `neurons[k]` of the evaluation
+    /// [`forward_with_draws`](Self::forward_with_draws). A Gaussian readout reads out only
+    /// those neurons; the others read out all and keep those columns.
+    pub fn forward_eval_neurons(
+        &self,
+        key: usize,
+        features: Tensor<4>,
+        shift: Option<Tensor<2>>,
+        neurons: &[usize],
+    ) -> Tensor<2> {
+        let index: Vec<i64> = neurons.iter().map(|&n| n as i64).collect();
+        let index = Tensor::<1, Int>::from_data(
+            TensorData::new(index, [neurons.len()]),
+            &features.device(),
+        );
+        let bank = self.feature_bank.as_ref().map(|b| b.val());
+        match &self.readouts[key] {
+            Readout::Gaussian(g) => g.forward_eval_neurons(features, shift, bank.as_ref(), index),
+            _ => self
+                .forward_with_draws(key, features, shift, None)
+                .select(1, index),
         }
     }
 

@@ -34,6 +34,7 @@
 
 pub mod batch_norm;
 pub mod channelwise;
+mod correlate;
 pub mod elu;
 pub mod extension;
 pub mod factorized;

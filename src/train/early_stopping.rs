@@ -488,6 +488,46 @@ mod tests {
         assert_eq!(s.lr, 2e-8);
     }
 
+    /// The machine's own improvement test is the reference's `obj > best + tolerance`: an
+    /// objective exactly `tolerance` above the best (exact in binary) is not an improvement;
+    /// `epoch()` counts the epochs handed out; `stop` from outside ends the fit with its reason
+    /// at once, even in the middle of an epoch.
+    #[test]
+    fn improvement_is_strict_epochs_count_and_an_outside_stop_finishes() {
+        let config = EarlyStoppingConfig {
+            tolerance: 0.25,
+            ..lurz()
+        };
+        let mut es = EarlyStopping::new(config, 0.5);
+        assert_eq!(es.epoch(), 0);
+        assert!(matches!(
+            es.next_action(),
+            Action::TrainEpoch { epoch: 1, .. }
+        ));
+        assert!(
+            !es.record(0.75).improved,
+            "0.75 = 0.5 + tolerance is not better"
+        );
+        assert_eq!((es.best_epoch(), es.best_objective()), (0, 0.5));
+        assert!(matches!(
+            es.next_action(),
+            Action::TrainEpoch { epoch: 2, .. }
+        ));
+        assert!(es.record(0.875).improved);
+        assert_eq!((es.epoch(), es.best_epoch()), (2, 2));
+        assert!(matches!(
+            es.next_action(),
+            Action::TrainEpoch { epoch: 3, .. }
+        ));
+        es.stop(StopReason::TimeBudget);
+        assert_eq!(es.next_action(), Action::Finish(StopReason::TimeBudget));
+        assert_eq!(es.stop_reason(), Some(StopReason::TimeBudget));
+        // A later stop keeps the first reason.
+        es.stop(StopReason::MaxEpochs);
+        assert_eq!(es.next_action(), Action::Finish(StopReason::TimeBudget));
+        assert_eq!(es.epoch(), 3);
+    }
+
     #[test]
     fn stops_at_max_epochs_and_on_nan() {
         let mut config = lurz();

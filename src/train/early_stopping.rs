@@ -526,6 +526,26 @@ mod tests {
         es.stop(StopReason::MaxEpochs);
         assert_eq!(es.next_action(), Action::Finish(StopReason::TimeBudget));
         assert_eq!(es.epoch(), 3);
+
+        // Never better than the start: two rounds end, `round()` counts them and `lr()` is the
+        // cut rate the next epoch would use.
+        let mut es = EarlyStopping::new(lurz(), 0.5);
+        assert_eq!((es.lr(), es.round()), (0.005, 0));
+        let mut restores = 0;
+        while restores < 2 {
+            match es.next_action() {
+                Action::TrainEpoch { .. } => {
+                    es.record(0.1);
+                }
+                Action::RestoreBest { .. } => restores += 1,
+                Action::Finish(reason) => panic!("finished early: {reason:?}"),
+            }
+        }
+        assert_eq!(
+            (es.round(), es.best_epoch(), es.stop_reason()),
+            (2, 0, None)
+        );
+        assert!(es.lr() > 0.0 && es.lr() < 0.005, "{}", es.lr());
     }
 
     #[test]

@@ -156,5 +156,10 @@ mod tests {
         assert_eq!(plan.unique_ids, vec![3, 9, -1, -1, -1]);
         assert_eq!(plan.per_dataset[0].bank_index, vec![2, 0, 3, 1]);
         assert_eq!(plan.per_dataset[1].bank_index, vec![1, 4, 0]);
+        // 0 is an ordinary match id (only negative ids are unmatched): shared across scans.
+        assert!(is_unmatched(-1) && !is_unmatched(0));
+        let plan = plan_sharing(&[("a", &[0, -1][..]), ("b", &[0][..])]).unwrap();
+        assert_eq!(plan.unique_ids, vec![0, -1]);
+        assert_eq!(plan.per_dataset[1].bank_index, vec![0]);
     }
 }

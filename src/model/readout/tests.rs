@@ -603,3 +603,17 @@ fn factorized_positivity_settings() {
         assert_eq!(s.iter().any(|&v| v < 0.0), !constrain_pos);
     }
 }
+
+/// A hidden layer without a width gets the documented default of 30 units.
+#[test]
+fn retinotopy_hidden_layer_width_defaults_to_30() {
+    let device = device();
+    let config = gaussian_config("type = \"gaussian\"\n[grid_mean_predictor]\nhidden_layers = 1");
+    let mr = MultiReadout::init(&config, [4, 6, 9], &inputs(), 5, &device).unwrap();
+    let mut sd = StateDict::default();
+    mr.export_state(&mut sd);
+    assert_eq!(
+        sd.entries["readout.scan-a.mu_transform.0.weight"].shape,
+        vec![30, 2]
+    );
+}

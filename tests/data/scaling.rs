@@ -137,4 +137,16 @@ fn sensorium_presets_find_the_starter_kits_scale_from_the_data() {
         e.contains("data.image_size") && e.contains("data.image_scale"),
         "{e}"
     );
+    // A zero height or width: refused before anything is read, naming the key and the value.
+    for size in [[0, 64], [36, 0]] {
+        let zero = DataConfig {
+            image_size: Some(size),
+            ..preset.clone()
+        };
+        let e = format!("{:#}", PreparedDataset::load(&full, &zero).unwrap_err());
+        assert!(
+            e.contains("data.image_size") && e.contains(&format!("{size:?}")),
+            "{e}"
+        );
+    }
 }

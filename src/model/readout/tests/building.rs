@@ -1,0 +1,261 @@
+//! Building readouts: configs, one readout per dataset, named errors, initialisation schemes,
+//! state-dict round trips and training updates.
+
+use super::*;
+
+#[test]
+fn config_parses_types_aliases_and_rejects_unknown_fields() {
+    let c = gaussian_config(
+        "type = \"gaussian\"\ngamma_readout = 2.439\ninit_mu_range = 0.55\ninit_sigma = 0.4\n\
+         init = \"neuralpredictors\"\n[grid_mean_predictor]\nhidden_layers = 0\n",
+    );
+    let ReadoutConfig::Gaussian(g) = &c else {
+        panic!("gaussian expected")
+    };
+    assert_eq!(g.feature_reg_weight, 2.439);
+    assert_eq!(g.init, InitScheme::Neuralpredictors);
+    assert_eq!(g.gauss_type, GaussType::Full);
+    assert!(!g.grid_mean_predictor.as_ref().unwrap().final_tanh);
+    let pp: ReadoutConfig = toml::from_str("type = \"point_pooled\"\npool_steps = 1").unwrap();
+    assert!(matches!(pp, ReadoutConfig::PointPooled(p) if p.pool_steps == 1 && p.pool_kern == 3));
+    let err =
+        toml::from_str::<ReadoutConfig>("type = \"gaussian\"\ninit_mu_rnage = 0.2").unwrap_err();
+    assert!(err.to_string().contains("init_mu_rnage"), "{err}");
+    let err = toml::from_str::<ReadoutConfig>("type = \"gaussian\"\ngauss_type = \"diagonal\"")
+        .unwrap_err();
+    assert!(err.to_string().contains("diagonal"), "{err}");
+}
+
+#[test]
+fn one_gaussian_readout_per_dataset_with_shapes_and_mean_activity_bias() {
+    let device = device();
+    let config = ReadoutConfig::default();
+    let mr = MultiReadout::init(&config, [4, 6, 9], &inputs(), 7, &device).unwrap();
+    assert_eq!(mr.data_keys, vec!["scan-a", "scan-b"]);
+    let x = feature_map(2, &device);
+    assert_eq!(mr.forward(0, x.clone(), None, None).dims(), [2, 5]);
+    assert_eq!(
+        mr.forward(
+            1,
+            x.clone(),
+            None,
+            Some(&mut crate::model::SamplingRng::seed_from_u64(0))
+        )
+        .dims(),
+        [2, 3]
+    );
+    assert_eq!(mr.positions(0).unwrap().dims(), [5, 2]);
+    assert_eq!(mr.sigma(1).unwrap().dims(), [3, 2, 2]);
+    let Readout::Gaussian(g) = &mr.readouts[0] else {
+        unreachable!()
+    };
+    let bias = to_f64_vec(g.bias.as_ref().unwrap().val());
+    assert_eq!(bias, vec![0.5, 1.0, 1.5, 2.0, 2.5]);
+    let mu = to_f64_vec(g.mu.as_ref().unwrap().val());
+    assert!(mu.iter().all(|m| m.abs() <= 0.3), "μ ~ U(±0.3): {mu:?}");
+    // Same seed, same parameters.
+    let again = MultiReadout::init(&config, [4, 6, 9], &inputs(), 7, &device).unwrap();
+    let (mut a, mut b) = (StateDict::default(), StateDict::default());
+    mr.export_state(&mut a);
+    again.export_state(&mut b);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn missing_inputs_give_named_errors() {
+    let device = device();
+    let mut no_coords = inputs();
+    no_coords[1].cell_motor_coordinates = None;
+    let config = gaussian_config("type = \"gaussian\"\n[grid_mean_predictor]\n");
+    let err = MultiReadout::init(&config, [4, 6, 9], &no_coords, 0, &device).unwrap_err();
+    assert!(err.to_string().contains("scan-b"), "{err}");
+    let config = gaussian_config("type = \"gaussian\"\ninit_mu_range = 0.0");
+    let err = MultiReadout::init(&config, [4, 6, 9], &inputs(), 0, &device).unwrap_err();
+    assert!(err.to_string().contains("init_mu_range"), "{err}");
+    let config =
+        gaussian_config("type = \"gaussian\"\ninit_mu_from_data = true\n[grid_mean_predictor]\n");
+    let err = MultiReadout::init(&config, [4, 6, 9], &inputs(), 0, &device).unwrap_err();
+    assert!(err.to_string().contains("init_mu_from_data"), "{err}");
+    let mut no_ids = inputs();
+    no_ids[0].match_ids = None;
+    let config = gaussian_config("type = \"gaussian\"\nshare_features = true");
+    let err = MultiReadout::init(&config, [4, 6, 9], &no_ids, 0, &device).unwrap_err();
+    assert!(err.to_string().contains("scan-a"), "{err}");
+    let config: ReadoutConfig = toml::from_str("type = \"point_pooled\"\npool_steps = 3").unwrap();
+    let err = MultiReadout::init(&config, [4, 6, 9], &inputs(), 0, &device).unwrap_err();
+    assert!(err.to_string().contains("pool_steps"), "{err}");
+}
+
+#[test]
+fn init_schemes_differ_as_documented() {
+    let device = device();
+    let np = gaussian_config("type = \"gaussian\"\ninit = \"neuralpredictors\"");
+    let mr = MultiReadout::init(&np, [4, 6, 9], &inputs(), 0, &device).unwrap();
+    let f = to_f64_vec(mr.gaussian_features(1).unwrap());
+    assert!(f.iter().all(|&v| (v - 0.25).abs() < 1e-7));
+    let Readout::Gaussian(g) = &mr.readouts[1] else {
+        unreachable!()
+    };
+    assert_eq!(to_f64_vec(g.bias.as_ref().unwrap().val()), vec![0.0; 3]);
+    let lurz = gaussian_config("type = \"gaussian\"\ninit_noise = 0.001");
+    let mr = MultiReadout::init(&lurz, [4, 6, 9], &inputs(), 0, &device).unwrap();
+    let f = to_f64_vec(mr.gaussian_features(1).unwrap());
+    assert!(f.iter().all(|&v| v.abs() < 0.01) && f.iter().any(|&v| v != 0.0));
+}
+
+#[test]
+fn state_dict_round_trip_for_every_readout_type() {
+    let device = device();
+    let configs = [
+        gaussian_config(
+            "type = \"gaussian\"\nshare_features = true\n[grid_mean_predictor]\nhidden_layers = 1\nfinal_tanh = true",
+        ),
+        gaussian_config("type = \"gaussian\"\ngauss_type = \"isotropic\""),
+        toml::from_str("type = \"factorized\"").unwrap(),
+        toml::from_str("type = \"point_pooled\"\npool_steps = 1").unwrap(),
+    ];
+    let x = feature_map(2, &device);
+    for config in configs {
+        let source = MultiReadout::init(&config, [4, 6, 9], &inputs(), 1, &device).unwrap();
+        let mut sd = StateDict::default();
+        source.export_state(&mut sd);
+        let target = MultiReadout::init(&config, [4, 6, 9], &inputs(), 2, &device).unwrap();
+        let before = to_f64_vec(target.forward(1, x.clone(), None, None));
+        let target = target.import_state(&sd).unwrap();
+        let mut sd2 = StateDict::default();
+        target.export_state(&mut sd2);
+        assert_eq!(sd, sd2, "{config:?}");
+        let y_source = to_f64_vec(source.forward(1, x.clone(), None, None));
+        let y_target = to_f64_vec(target.forward(1, x.clone(), None, None));
+        assert_eq!(y_source, y_target);
+        assert_ne!(before, y_target);
+    }
+    // Names and shapes of the reference.
+    let mr =
+        MultiReadout::init(&ReadoutConfig::default(), [4, 6, 9], &inputs(), 1, &device).unwrap();
+    let mut sd = StateDict::default();
+    mr.export_state(&mut sd);
+    assert_eq!(sd.entries["readout.scan-a._mu"].shape, vec![1, 5, 1, 2]);
+    assert_eq!(sd.entries["readout.scan-a.sigma"].shape, vec![1, 5, 2, 2]);
+    assert_eq!(
+        sd.entries["readout.scan-a._features"].shape,
+        vec![1, 4, 1, 5]
+    );
+    assert_eq!(sd.entries["readout.scan-b.bias"].shape, vec![3]);
+    // A wrong shape is a named error.
+    sd.insert("readout.scan-b.bias", vec![4], vec![0.0; 4]);
+    let err = mr.import_state(&sd).unwrap_err();
+    assert!(err.to_string().contains("readout.scan-b.bias"), "{err}");
+}
+
+#[test]
+fn gradients_reach_mu_sigma_features_and_bias_when_training() {
+    let device = device().autodiff();
+    let mr =
+        MultiReadout::init(&ReadoutConfig::default(), [4, 6, 9], &inputs(), 1, &device).unwrap();
+    let x = feature_map(2, &device);
+    let loss = mr
+        .forward(
+            0,
+            x,
+            None,
+            Some(&mut crate::model::SamplingRng::seed_from_u64(0)),
+        )
+        .sum()
+        + mr.regularizer(0).sum();
+    let grads = loss.backward();
+    let Readout::Gaussian(g) = &mr.readouts[0] else {
+        unreachable!()
+    };
+    let nonzero = |v: Vec<f64>| v.iter().any(|x| *x != 0.0);
+    assert!(nonzero(to_f64_vec(
+        g.mu.as_ref().unwrap().val().grad(&grads).unwrap()
+    )));
+    assert!(nonzero(to_f64_vec(g.sigma.val().grad(&grads).unwrap())));
+    assert!(nonzero(to_f64_vec(
+        g.features.as_ref().unwrap().val().grad(&grads).unwrap()
+    )));
+    assert!(nonzero(to_f64_vec(
+        g.bias.as_ref().unwrap().val().grad(&grads).unwrap()
+    )));
+}
+
+#[test]
+fn bias_setting_and_clamping_keep_parameters_trainable() {
+    let device = device().autodiff();
+    // The bias is set from the mean activity at init (the only way a readout's bias is set).
+    let mut facts = inputs();
+    facts[1].mean_activity = Some(vec![3.0, 4.0, 5.0]);
+    let mut mr =
+        MultiReadout::init(&ReadoutConfig::default(), [4, 6, 9], &facts, 1, &device).unwrap();
+    if let Readout::Gaussian(g) = &mut mr.readouts[0] {
+        g.mu = g.mu.clone().map(|m| m.map(|t| t.zeros_like() + 1.7));
+    }
+    let mr = mr.clamp_parameters();
+    let Readout::Gaussian(g) = &mr.readouts[0] else {
+        unreachable!()
+    };
+    assert!(
+        to_f64_vec(g.mu.as_ref().unwrap().val())
+            .iter()
+            .all(|&m| m == 1.0)
+    );
+    let Readout::Gaussian(g1) = &mr.readouts[1] else {
+        unreachable!()
+    };
+    assert_eq!(
+        to_f64_vec(g1.bias.as_ref().unwrap().val()),
+        vec![3.0, 4.0, 5.0]
+    );
+    let grads = mr
+        .forward(1, feature_map(2, &device), None, None)
+        .sum()
+        .backward();
+    assert!(g1.bias.as_ref().unwrap().val().grad(&grads).is_some());
+}
+
+/// The readouts are ordinary burn modules: Adam updates every parameter kind (free μ, Σ,
+/// features, bias, retinotopy layers, the shared bank) and keeps the fixed settings.
+#[test]
+fn adam_steps_update_readout_parameters_and_keep_settings() {
+    use burn::optim::{AdamConfig, GradientsParams};
+    let device = device().autodiff();
+    for toml_text in [
+        "type = \"gaussian\"",
+        "type = \"gaussian\"\nshare_features = true\n[grid_mean_predictor]\n",
+        "type = \"point_pooled\"\npool_steps = 1",
+        "type = \"factorized\"\ninit_noise = 0.1",
+    ] {
+        let config = gaussian_config(toml_text);
+        let mr = MultiReadout::init(&config, [4, 6, 9], &inputs(), 1, &device).unwrap();
+        let mut before = StateDict::default();
+        mr.export_state(&mut before);
+        let mut optim = AdamConfig::new().init();
+        let x = feature_map(2, &device);
+        let loss = mr
+            .forward(
+                1,
+                x.clone(),
+                None,
+                Some(&mut crate::model::SamplingRng::seed_from_u64(0)),
+            )
+            .sum()
+            + mr.regularizer(0).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &mr);
+        let mr = optim.step(0.01, mr, grads).clamp_parameters();
+        let mut after = StateDict::default();
+        mr.export_state(&mut after);
+        assert_eq!(mr.data_keys, vec!["scan-a", "scan-b"]);
+        let changed: Vec<&String> = after
+            .entries
+            .iter()
+            .filter(|(k, v)| before.entries[*k] != **v)
+            .map(|(k, _)| k)
+            .collect();
+        assert!(
+            changed.iter().any(|k| k.starts_with("readout.scan-b.")),
+            "{toml_text}: {changed:?}"
+        );
+        assert_eq!(mr.forward(1, x, None, None).dims(), [2, 3]);
+    }
+}

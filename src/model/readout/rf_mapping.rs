@@ -310,6 +310,99 @@ mod tests {
         assert_eq!(g[3], [1.0, -1.0], "outside the map: clamped");
     }
 
+    /// Neurons whose response never varies get the image centre, as does everyone when there
+    /// are fewer than two trials; the others get a pixel of the image.
+    #[test]
+    fn silent_neurons_and_too_few_trials_get_the_image_centre() {
+        let (h, w, trials) = (9, 12, 40);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let images: Vec<f32> = (0..trials * h * w)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        // Neuron 0 constant, neuron 1 driven by pixel (2, 3)'s contrast.
+        let responses: Vec<f32> = (0..trials)
+            .flat_map(|t| [4.0, images[t * h * w + 2 * w + 3].abs()])
+            .collect();
+        let centre = [(h as f64 - 1.0) / 2.0, (w as f64 - 1.0) / 2.0];
+        let found = receptive_field_centres(&images, [h, w], &responses, 2, &Device::flex());
+        assert_eq!(found[0], centre);
+        assert!(found[1] != centre, "a driven neuron is mapped");
+        let one = receptive_field_centres(
+            &images[..h * w],
+            [h, w],
+            &responses[..2],
+            2,
+            &Device::flex(),
+        );
+        assert_eq!(one, vec![centre; 2]);
+        assert!(receptive_field_centres(&images, [h, w], &[], 0, &Device::flex()).is_empty());
+    }
+
+    /// Each column ends with mean 0 and (population) variance 1; a constant column becomes 0.
+    #[test]
+    fn zscored_columns_have_zero_mean_and_unit_variance() {
+        let (rows, cols) = (50, 3);
+        let values: Vec<f64> = (0..rows * cols)
+            .map(|i| match i % cols {
+                0 => (i as f64 * 0.37).sin() * 3.0 + 7.0,
+                1 => -2.5,
+                _ => (i / cols) as f64,
+            })
+            .collect();
+        let z = zscore_columns(&values, rows, cols, &Device::flex());
+        let z: Vec<f32> = z.into_data().iter::<f32>().collect();
+        for c in 0..cols {
+            let col: Vec<f64> = (0..rows).map(|r| z[r * cols + c] as f64).collect();
+            let mean = col.iter().sum::<f64>() / rows as f64;
+            let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / rows as f64;
+            assert!(mean.abs() < 1e-6, "column {c}: mean {mean}");
+            let expected = if c == 1 { 0.0 } else { 1.0 };
+            assert!((var - expected).abs() < 1e-5, "column {c}: variance {var}");
+        }
+        // A straight line z-scores to evenly spaced values: first −√3·(n−1)/√(n²−1).
+        let n = rows as f64;
+        let first = -(3.0f64).sqrt() * (n - 1.0) / (n * n - 1.0).sqrt();
+        assert!((z[2] as f64 - first).abs() < 1e-5, "{} vs {first}", z[2]);
+    }
+
+    /// The separable blur equals a direct 2-D sum with the normalised Gaussian and mirrored
+    /// borders (scipy's `mode="reflect"`), also where the kernel reaches past the image twice.
+    #[test]
+    fn blur_is_the_direct_two_dimensional_sum_with_mirrored_borders() {
+        let (h, w) = (5, 8);
+        let image: Vec<f64> = (0..h * w)
+            .map(|i| ((i * 7919) % 23) as f64 - 11.0)
+            .collect();
+        // Period 2n mirror: …, 1, 0 | 0, 1, …, n−1 | n−1, …
+        let mirror = |i: isize, n: usize| {
+            let m = i.rem_euclid(2 * n as isize) as usize;
+            if m < n { m } else { 2 * n - 1 - m }
+        };
+        for sigma in [1.0f64, 2.0] {
+            let radius = (3.0 * sigma).ceil() as isize;
+            let weight = |d: isize| (-((d * d) as f64) / (2.0 * sigma * sigma)).exp();
+            let norm: f64 = (-radius..=radius).map(weight).sum::<f64>().powi(2);
+            let blurred = gaussian_blur(&image, h, w, sigma);
+            for r in 0..h {
+                for c in 0..w {
+                    let mut expected = 0.0;
+                    for dr in -radius..=radius {
+                        for dc in -radius..=radius {
+                            let (rr, cc) = (mirror(r as isize + dr, h), mirror(c as isize + dc, w));
+                            expected += weight(dr) * weight(dc) * image[rr * w + cc];
+                        }
+                    }
+                    expected /= norm;
+                    let got = blurred[r * w + c];
+                    assert!(
+                        (got - expected).abs() < 1e-9,
+                        "σ {sigma} ({r}, {c}): {got} vs {expected}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn blur_preserves_a_constant_image() {
         let img = vec![2.5; 7 * 9];

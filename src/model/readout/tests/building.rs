@@ -259,3 +259,55 @@ fn adam_steps_update_readout_parameters_and_keep_settings() {
         assert_eq!(mr.forward(1, x, None, None).dims(), [2, 3]);
     }
 }
+
+/// A readout table with only its type takes the reference builders' defaults (REFERENCE.md
+/// §3.1–3.2: Lurz/nnsysident Gaussian init 0.3 / 0.1, gamma_readout 0.0076, init_noise 1e-3, a
+/// bias; point-pooled pool_steps 2, pool_kern 3, init_range 0.2, gamma_readout 0.0207; the grid
+/// predictor reads (x, y) with hidden layers 30 wide and no final tanh unless set, the paper's
+/// setting), and the same values as `Default`.
+#[test]
+fn an_empty_readout_table_takes_the_reference_builders_defaults() {
+    let ReadoutConfig::Gaussian(g) = gaussian_config("type = \"gaussian\"") else {
+        panic!("gaussian expected")
+    };
+    assert_eq!(
+        (
+            g.init_mu_range,
+            g.init_sigma,
+            g.feature_reg_weight,
+            g.init_noise
+        ),
+        (0.3, 0.1, 0.0076, 1e-3)
+    );
+    assert!(g.bias && !g.share_features && !g.init_mu_from_data);
+    assert_eq!(
+        (g.gauss_type, g.reduction),
+        (GaussType::Full, Reduction::Sum)
+    );
+    assert!(g.grid_mean_predictor.is_none());
+    assert_eq!(g, GaussianReadoutConfig::default());
+
+    let ReadoutConfig::PointPooled(p) = gaussian_config("type = \"point_pooled\"") else {
+        panic!("point_pooled expected")
+    };
+    assert_eq!(
+        (
+            p.pool_steps,
+            p.pool_kern,
+            p.init_range,
+            p.feature_reg_weight
+        ),
+        (2, 3, 0.2, 0.0207)
+    );
+    assert!(p.bias);
+    assert_eq!(p, PointPooledReadoutConfig::default());
+
+    let ReadoutConfig::Gaussian(g) =
+        gaussian_config("type = \"gaussian\"\n[grid_mean_predictor]\nhidden_layers = 1")
+    else {
+        panic!("gaussian expected")
+    };
+    let grid = g.grid_mean_predictor.expect("grid predictor");
+    assert_eq!((grid.input_dimensions, grid.hidden_features), (2, 30));
+    assert!(!grid.final_tanh);
+}

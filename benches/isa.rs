@@ -1,7 +1,11 @@
 //! The channel-wise convolution kernels (13×13 depthwise, 15×15 input conv; forward, input
 //! gradient, filter gradient) at the lurz2020 training shapes, on every instruction-set path this
-//! CPU has, timed in **process CPU time** (best of 7) rather than wall time, so that other
-//! processes on a shared machine disturb the figures less (cache sharing still does).
+//! CPU has, and the 1×1 pointwise conv (the `gemm` crate, which picks its own instruction set),
+//! timed in **process CPU time** (best of 7) rather than wall time, so that other processes on a
+//! shared machine disturb the figures less (cache sharing still does). The pointwise conv is
+//! timed twice with the same FLOPs: on a batch of 64 (operands in memory, as in training) and on
+//! one image 64 times (operands in cache), which separates the products' speed from the memory
+//! traffic around them.
 //!
 //! Run: `RAYON_NUM_THREADS=1 cargo bench --bench isa` (one thread: CPU time = the kernel's time).
 //! Prints GFLOP/s per busy core (FLOPs ÷ CPU seconds) and its share of one core's f32 peak (clock × 32 FLOP per cycle; see
@@ -11,6 +15,7 @@ use cortexfit::kernels::Isa;
 use cortexfit::kernels::channelwise::{
     ChannelwiseShape, forward_on, input_grad_on, weight_grad_on,
 };
+use cortexfit::kernels::pointwise::{self, PointwiseShape};
 
 /// CPU time of this process in seconds.
 fn cpu_seconds() -> f64 {
@@ -115,5 +120,46 @@ fn main() {
                 cell(filter)
             );
         }
+    }
+    // 1×1 conv 64 → 64 on the 22×50 maps: a batch of 64, then one image 64 times.
+    for (name, batch, repeats) in [("pointwise b64", 64, 1), ("pointwise 1 ×64", 1, 64)] {
+        let s = PointwiseShape {
+            batch,
+            in_channels: 64,
+            out_channels: 64,
+            plane: 22 * 50,
+        };
+        let x = values(batch * 64 * s.plane, 97);
+        let w = values(64 * 64, 13);
+        let g = values(batch * 64 * s.plane, 31);
+        let flops = 2.0 * (64 * 64 * 64 * s.plane) as f64;
+        let cell = |seconds: f64| {
+            let rate = flops / seconds / 1e9;
+            format!(
+                "{:.1} ms {:.0} GF/s {:.0}%",
+                seconds * 1e3,
+                rate,
+                100.0 * rate / peak
+            )
+        };
+        let times = |wanted: Option<[bool; 2]>| {
+            best_of_7(|| {
+                for _ in 0..repeats {
+                    match wanted {
+                        None => drop(std::hint::black_box(pointwise::forward(&s, &x, &w))),
+                        Some(wanted) => drop(std::hint::black_box(pointwise::backward(
+                            &s, &x, &w, &g, wanted,
+                        ))),
+                    }
+                }
+            })
+        };
+        println!(
+            "| {name:<16} | {:<8} | {:>20} | {:>20} | {:>20} |",
+            "gemm",
+            cell(times(None)),
+            cell(times(Some([true, false]))),
+            cell(times(Some([false, true])))
+        );
     }
 }

@@ -101,6 +101,27 @@ fn init_schemes_differ_as_documented() {
     let mr = MultiReadout::init(&lurz, [4, 6, 9], &inputs(), 0, &device).unwrap();
     let f = to_f64_vec(mr.gaussian_features(1).unwrap());
     assert!(f.iter().all(|&v| v.abs() < 0.01) && f.iter().any(|&v| v != 0.0));
+    // Without mean activity (scan-b) the lurz2020 bias is N(0, 1e-3), not 0.
+    let Readout::Gaussian(g) = &mr.readouts[1] else {
+        unreachable!()
+    };
+    let bias = to_f64_vec(g.bias.as_ref().unwrap().val());
+    assert!(
+        bias.iter().all(|b| b.abs() < 5e-3) && bias.iter().filter(|&&b| b != 0.0).count() == 3,
+        "{bias:?}"
+    );
+    // Both schemes: a full Σ starts ~ U(±init_sigma) entry by entry (the other types start at
+    // init_sigma, see `sampled_positions_are_mu_plus_sigma_times_the_draws_for_every_gauss_type`).
+    for config in [&np, &lurz] {
+        let mr = MultiReadout::init(config, [4, 6, 9], &inputs(), 0, &device).unwrap();
+        let sigma = to_f64_vec(mr.sigma(0).unwrap());
+        assert_eq!(sigma.len(), 5 * 4);
+        assert!(sigma.iter().all(|s| s.abs() < 0.1), "{sigma:?}");
+        assert!(
+            sigma.iter().any(|&s| s < 0.0) && sigma.iter().any(|&s| s > 0.0),
+            "{sigma:?}"
+        );
+    }
 }
 
 #[test]
@@ -188,18 +209,22 @@ fn bias_setting_and_clamping_keep_parameters_trainable() {
     facts[1].mean_activity = Some(vec![3.0, 4.0, 5.0]);
     let mut mr =
         MultiReadout::init(&ReadoutConfig::default(), [4, 6, 9], &facts, 1, &device).unwrap();
+    let mu = [1.7, -1.7, 0.25, -0.5, 0.0, 1.0, -1.0, 3.0, -0.99, 0.6];
     if let Readout::Gaussian(g) = &mut mr.readouts[0] {
-        g.mu = g.mu.clone().map(|m| m.map(|t| t.zeros_like() + 1.7));
+        g.mu = g.mu.clone().map(|m| {
+            m.map(|t| crate::model::tensor_util::tensor_from_f64(&mu, t.dims(), None, &device))
+        });
     }
     let mr = mr.clamp_parameters();
     let Readout::Gaussian(g) = &mr.readouts[0] else {
         unreachable!()
     };
-    assert!(
-        to_f64_vec(g.mu.as_ref().unwrap().val())
-            .iter()
-            .all(|&m| m == 1.0)
-    );
+    // Out of range to ±1, in range unchanged.
+    let clamped = to_f64_vec(g.mu.as_ref().unwrap().val());
+    let expected = [1.0, -1.0, 0.25, -0.5, 0.0, 1.0, -1.0, 1.0, -0.99, 0.6];
+    for (c, e) in clamped.iter().zip(expected) {
+        assert!((c - e).abs() < 1e-6, "{clamped:?}");
+    }
     let Readout::Gaussian(g1) = &mr.readouts[1] else {
         unreachable!()
     };
@@ -310,4 +335,46 @@ fn an_empty_readout_table_takes_the_reference_builders_defaults() {
     let grid = g.grid_mean_predictor.expect("grid predictor");
     assert_eq!((grid.input_dimensions, grid.hidden_features), (2, 30));
     assert!(!grid.final_tanh);
+}
+
+/// Reading out only some neurons (repeats allowed) gives the columns of the whole evaluation
+/// read-out, with a shift and a non-zero bias; the shift moves both the same way; the
+/// regulariser is feature_reg_weight · Σ|features|.
+#[test]
+fn selected_neurons_and_the_regularizer_match_independent_computations() {
+    let device = device();
+    let config = gaussian_config("type = \"gaussian\"\ngamma_readout = 0.37\ninit_noise = 0.1");
+    let mr = MultiReadout::init(&config, [4, 6, 9], &inputs(), 2, &device).unwrap();
+    let x = feature_map(3, &device);
+    let shift = Tensor::<2>::from_floats([[0.1, -0.2], [0.3, 0.05], [-0.15, 0.25]], &device);
+    let all = to_f64_vec(mr.forward(0, x.clone(), Some(shift.clone()), None));
+    let picked = [3, 0, 3];
+    let some = to_f64_vec(mr.forward_eval_neurons(0, x.clone(), Some(shift), &picked));
+    for b in 0..3 {
+        for (k, &n) in picked.iter().enumerate() {
+            let (s, a) = (some[b * 3 + k], all[b * 5 + n]);
+            assert!((s - a).abs() < 1e-6, "image {b}, neuron {n}: {s} vs {a}");
+        }
+    }
+    let unshifted = to_f64_vec(mr.forward_eval_neurons(0, x.clone(), None, &picked));
+    let plain = to_f64_vec(mr.forward(0, x, None, None));
+    assert!(
+        some.iter()
+            .zip(&unshifted)
+            .any(|(a, b)| (a - b).abs() > 1e-4)
+    );
+    for b in 0..3 {
+        for (k, &n) in picked.iter().enumerate() {
+            assert!((unshifted[b * 3 + k] - plain[b * 5 + n]).abs() < 1e-6);
+        }
+    }
+    let l1: f64 = to_f64_vec(mr.gaussian_features(0).unwrap())
+        .iter()
+        .map(|f| f.abs())
+        .sum();
+    let reg = to_f64_vec(mr.regularizer(0))[0];
+    assert!(
+        (reg - 0.37 * l1).abs() < 1e-6 * (1.0 + l1),
+        "{reg} vs 0.37 · {l1}"
+    );
 }

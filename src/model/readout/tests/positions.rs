@@ -29,6 +29,15 @@ fn sampling_moves_positions_and_zero_sigma_reads_at_mu() {
     for (e, t) in eval.iter().zip(&train0) {
         assert!((e - t).abs() < 1e-6, "Σ = 0 must read at μ: {e} vs {t}");
     }
+    // init_sigma = 0 (allowed: ≥ 0) starts a full Σ at exactly 0 rather than drawing from an
+    // empty range.
+    let config = gaussian_config("type = \"gaussian\"\ninit_sigma = 0.0");
+    let mr = MultiReadout::init(&config, [4, 6, 9], &inputs(), 1, &device).unwrap();
+    let Readout::Gaussian(g) = &mr.readouts[0] else {
+        panic!("gaussian expected")
+    };
+    assert_eq!(g.sigma().dims(), [5, 2, 2]);
+    assert!(to_f64_vec(g.sigma()).iter().all(|&s| s == 0.0));
 }
 
 #[test]
@@ -158,17 +167,20 @@ fn retinotopy_lurz_init_is_a_scaled_orthogonal_map() {
 }
 
 #[test]
-fn uncorrelated_and_isotropic_sigma_scale_the_draws_per_axis() {
+fn sampled_positions_are_mu_plus_sigma_times_the_draws_for_every_gauss_type() {
     let device = device();
-    for (toml_text, expected) in [
+    // Draws that are not ±1, so that Σ·z and Σ/z differ.
+    let z = [2.0, -0.5];
+    for (toml_text, sigma_len) in [
         (
             "type = \"gaussian\"\ngauss_type = \"uncorrelated\"\ninit_sigma = 0.25",
-            [0.25, -0.5],
+            6,
         ),
         (
             "type = \"gaussian\"\ngauss_type = \"isotropic\"\ninit_sigma = 0.25",
-            [0.25, -0.25],
+            3,
         ),
+        ("type = \"gaussian\"\ninit_sigma = 0.25", 12),
     ] {
         let mr = MultiReadout::init(
             &gaussian_config(toml_text),
@@ -182,11 +194,18 @@ fn uncorrelated_and_isotropic_sigma_scale_the_draws_per_axis() {
             unreachable!()
         };
         let mut sigma = to_f64_vec(g.sigma());
-        if sigma.len() == 6 {
+        assert_eq!(sigma.len(), sigma_len, "{toml_text}");
+        if sigma_len == 6 {
             // uncorrelated: make σ_y = 2·σ_x to see both axes.
             for n in 0..3 {
                 sigma[2 * n + 1] = 0.5;
             }
+        }
+        if sigma_len != 12 {
+            assert!(
+                to_f64_vec(g.sigma()).iter().all(|&s| s == 0.25),
+                "{toml_text}: these types start at init_sigma"
+            );
         }
         let g = GaussianReadout {
             sigma: g.sigma.clone().map(|s| {
@@ -195,13 +214,23 @@ fn uncorrelated_and_isotropic_sigma_scale_the_draws_per_axis() {
             }),
             ..g.clone()
         };
-        let z = Tensor::<3>::from_floats([[[1.0, -1.0], [1.0, -1.0], [1.0, -1.0]]], &device);
+        let draws = Tensor::<3>::from_floats([[z, z, z]], &device);
         let mu = to_f64_vec(g.mean_positions());
-        let p = to_f64_vec(g.sampled_positions(z));
+        let p = to_f64_vec(g.sampled_positions(draws));
         for n in 0..3 {
+            // offset[d] = Σ_e Σ[n][d][e]·z[e] (full), σ[n][d]·z[d] (uncorrelated), σ[n]·z[d].
+            let offset = |d: usize| match sigma_len {
+                12 => sigma[4 * n + 2 * d] * z[0] + sigma[4 * n + 2 * d + 1] * z[1],
+                6 => sigma[2 * n + d] * z[d],
+                _ => sigma[n] * z[d],
+            };
             for d in 0..2 {
-                let want = (mu[2 * n + d] + expected[d]).clamp(-1.0, 1.0);
-                assert!((p[2 * n + d] - want).abs() < 1e-6, "{toml_text}: {p:?}");
+                let want = (mu[2 * n + d] + offset(d)).clamp(-1.0, 1.0);
+                assert!(
+                    (p[2 * n + d] - want).abs() < 1e-6,
+                    "{toml_text}: neuron {n} axis {d}: {} vs {want}",
+                    p[2 * n + d]
+                );
             }
         }
     }

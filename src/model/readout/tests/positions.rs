@@ -152,11 +152,23 @@ fn retinotopy_lurz_init_is_a_scaled_orthogonal_map() {
         unreachable!()
     };
     assert!(g.mu.is_none());
-    let w = to_f64_vec(g.grid_predictor.as_ref().unwrap().layers[0].weight.val());
-    // WᵀW = 0.04·I
-    let (a, b, c, d) = (w[0], w[1], w[2], w[3]);
-    assert!((a * a + c * c - 0.04).abs() < 1e-6 && (b * b + d * d - 0.04).abs() < 1e-6);
-    assert!((a * b + c * d).abs() < 1e-6);
+    // WᵀW = 0.04·I for every seed; rotations (det > 0) and reflections (det < 0) both occur.
+    let mut determinants = Vec::new();
+    for seed in 0..8 {
+        let mr = MultiReadout::init(&config, [4, 6, 9], &inputs(), seed, &device).unwrap();
+        for readout in &mr.readouts {
+            let Readout::Gaussian(g) = readout else {
+                unreachable!()
+            };
+            let w = to_f64_vec(g.grid_predictor.as_ref().unwrap().layers[0].weight.val());
+            let (a, b, c, d) = (w[0], w[1], w[2], w[3]);
+            assert!((a * a + c * c - 0.04).abs() < 1e-6 && (b * b + d * d - 0.04).abs() < 1e-6);
+            assert!((a * b + c * d).abs() < 1e-6, "seed {seed}: {w:?}");
+            determinants.push(a * d - b * c);
+        }
+    }
+    assert!(determinants.iter().all(|d| (d.abs() - 0.04).abs() < 1e-6));
+    assert!(determinants.iter().any(|&d| d > 0.0) && determinants.iter().any(|&d| d < 0.0));
     let mut sd = StateDict::default();
     mr.export_state(&mut sd);
     assert_eq!(

@@ -56,6 +56,18 @@ fn core_peak() -> f64 {
     ghz * env("PEAK_FLOP_PER_CYCLE").unwrap_or(32.0)
 }
 
+/// One table cell: time, rate and share of `peak` for `flops` done in `seconds` of CPU time
+/// (CPU time sums over threads: the rate is per busy core).
+fn cell(flops: f64, seconds: f64, peak: f64) -> String {
+    let rate = flops / seconds / 1e9;
+    format!(
+        "{:.1} ms {:.0} GF/s {:.0}%",
+        seconds * 1e3,
+        rate,
+        100.0 * rate / peak
+    )
+}
+
 fn values(n: usize, period: usize) -> Vec<f32> {
     (0..n)
         .map(|i| (i % period) as f32 / period as f32)
@@ -98,16 +110,7 @@ fn main() {
         let g = values(s.batch * s.channels * s.out_h() * s.out_w(), 31);
         let taps = s.kernel_h * s.kernel_w;
         let flops = 2.0 * (s.batch * s.channels * s.out_h() * s.out_w() * taps) as f64;
-        let cell = |seconds: f64| {
-            // CPU time sums over threads: this is the rate per busy core.
-            let rate = flops / seconds / 1e9;
-            format!(
-                "{:.1} ms {:.0} GF/s {:.0}%",
-                seconds * 1e3,
-                rate,
-                100.0 * rate / peak
-            )
-        };
+        let cell = |seconds: f64| cell(flops, seconds, peak);
         for isa in Isa::supported() {
             let forward = best_of_7(|| drop(std::hint::black_box(forward_on(isa, &s, &x, &w))));
             let input = best_of_7(|| drop(std::hint::black_box(input_grad_on(isa, &s, &w, &g))));
@@ -133,15 +136,7 @@ fn main() {
         let w = values(64 * 64, 13);
         let g = values(batch * 64 * s.plane, 31);
         let flops = 2.0 * (64 * 64 * 64 * s.plane) as f64;
-        let cell = |seconds: f64| {
-            let rate = flops / seconds / 1e9;
-            format!(
-                "{:.1} ms {:.0} GF/s {:.0}%",
-                seconds * 1e3,
-                rate,
-                100.0 * rate / peak
-            )
-        };
+        let cell = |seconds: f64| cell(flops, seconds, peak);
         let times = |wanted: Option<[bool; 2]>| {
             best_of_7(|| {
                 for _ in 0..repeats {

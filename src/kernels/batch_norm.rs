@@ -22,7 +22,9 @@ use rayon::prelude::*;
 
 use super::extension::{flex_tensor, values};
 use super::isa::{Isa, multiversion};
-use super::memory::zeroed;
+use std::mem::MaybeUninit;
+
+use super::memory::{assume_init, uninit};
 
 /// Sizes of a batch-norm input `[batch, channels, plane...]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,17 +101,19 @@ fn channel_sums(
         .collect()
 }
 
-/// A new tensor written plane by plane in parallel: `per_plane(channel, plane index, plane)`.
+/// A new tensor of all `shape`'s planes written plane by plane in parallel:
+/// `per_plane(channel, plane index, plane)` must write every value of `plane`.
 fn map_planes(
     shape: &NormShape,
-    len: usize,
-    per_plane: impl Fn(usize, usize, &mut [f32]) + Sync,
+    per_plane: impl Fn(usize, usize, &mut [MaybeUninit<f32>]) + Sync,
 ) -> Vec<f32> {
-    let mut out = zeroed(len);
+    let mut out = uninit(shape.batch * shape.channels * shape.plane);
     out.par_chunks_mut(shape.plane.max(1))
         .enumerate()
         .for_each(|(i, plane)| per_plane(i % shape.channels, i, plane));
-    out
+    // SAFETY: the chunks cover `out`, and `per_plane` writes every value of each (its contract;
+    // both callers zip the plane with input planes of the same length).
+    unsafe { assume_init(out) }
 }
 
 multiversion!(
@@ -132,13 +136,13 @@ fn channel_stats_body(shape: &NormShape, x: &[f32], c: usize) -> [f64; 2] {
 
 multiversion!(
     /// `out = a·(x − m) + b`, compiled for `isa`.
-    fn normalize_plane => normalize_plane_body(x: &[f32], a: f32, m: f32, b: f32, out: &mut [f32])
+    fn normalize_plane => normalize_plane_body(x: &[f32], a: f32, m: f32, b: f32, out: &mut [MaybeUninit<f32>])
 );
 
 #[inline(always)]
-fn normalize_plane_body(x: &[f32], a: f32, m: f32, b: f32, out: &mut [f32]) {
+fn normalize_plane_body(x: &[f32], a: f32, m: f32, b: f32, out: &mut [MaybeUninit<f32>]) {
     for (o, &v) in out.iter_mut().zip(x) {
-        *o = a * (v - m) + b;
+        o.write(a * (v - m) + b);
     }
 }
 
@@ -168,7 +172,7 @@ pub fn forward_on(
             (a as f32, mean as f32, shift[c])
         })
         .collect();
-    let output = map_planes(shape, x.len(), |c, i, out| {
+    let output = map_planes(shape, |c, i, out| {
         let (a, m, b) = coefficients[c];
         normalize_plane(
             isa,
@@ -243,15 +247,20 @@ multiversion!(
         g: &[f32],
         x: &[f32],
         coefficients: [f32; 4],
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
     )
 );
 
 #[inline(always)]
-fn input_grad_plane_body(g: &[f32], x: &[f32], coefficients: [f32; 4], out: &mut [f32]) {
+fn input_grad_plane_body(
+    g: &[f32],
+    x: &[f32],
+    coefficients: [f32; 4],
+    out: &mut [MaybeUninit<f32>],
+) {
     let [k, q, r, m] = coefficients;
     for ((o, &g), &v) in out.iter_mut().zip(g).zip(x) {
-        *o = k * g + q * (v - m) + r;
+        o.write(k * g + q * (v - m) + r);
     }
 }
 
@@ -265,6 +274,7 @@ pub fn backward_on(
     eps: f64,
     grad: &[f32],
 ) -> NormGrads {
+    assert_eq!(x.len(), shape.batch * shape.channels * shape.plane, "input");
     assert_eq!(grad.len(), x.len(), "output gradient");
     let (mean, variance) = stats;
     let n = shape.samples() as f64;
@@ -287,7 +297,7 @@ pub fn backward_on(
             [k as f32, q as f32, r as f32, mean[c]]
         })
         .collect();
-    let input = map_planes(shape, x.len(), |c, i, out| {
+    let input = map_planes(shape, |c, i, out| {
         let range = i * shape.plane..(i + 1) * shape.plane;
         input_grad_plane(isa, &grad[range.clone()], &x[range], coefficients[c], out);
     });

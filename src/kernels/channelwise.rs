@@ -25,10 +25,11 @@
 //! Stride 1, no dilation, zero padding, f32, contiguous NCHW slices.
 
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 use super::correlate::{LANES, correlate};
 use super::isa::Isa;
-use super::memory::zeroed;
+use super::memory::{assume_init, uninit};
 
 /// Sizes of one channel-wise convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,9 +114,23 @@ impl Padded {
     }
 
     /// Copies the `h × w` plane `src` into `buf` at (`top`, `left`), zero elsewhere.
+    ///
+    /// A buffer of the right size (the previous plane of the same layout, in the same task) only
+    /// has its padding cleared: the plane's own values are all overwritten.
     fn fill(&self, src: &[f32], h: usize, w: usize, buf: &mut Vec<f32>) {
-        buf.clear();
-        buf.resize(self.rows * self.stride, 0.0);
+        let len = self.rows * self.stride;
+        if buf.len() != len {
+            buf.clear();
+            buf.resize(len, 0.0);
+        } else {
+            let (first, last) = (self.top * self.stride, (self.top + h) * self.stride);
+            buf[..first].fill(0.0);
+            buf[last..].fill(0.0);
+            for row in buf[first..last].chunks_exact_mut(self.stride) {
+                row[..self.left].fill(0.0);
+                row[self.left + w..].fill(0.0);
+            }
+        }
         for (r, row) in src.chunks_exact(w).take(h).enumerate() {
             let at = (r + self.top) * self.stride + self.left;
             buf[at..at + w].copy_from_slice(row);
@@ -175,7 +190,7 @@ pub fn forward_on(isa: Isa, shape: &ChannelwiseShape, x: &[f32], weight: &[f32])
     let (out_h, out_w) = (shape.out_h(), shape.out_w());
     let out_stride = chunks(out_w) * LANES;
     let padded = shape.padded_input();
-    let mut out = zeroed(shape.batch * shape.channels * shape.out_plane());
+    let mut out = uninit(shape.batch * shape.channels * shape.out_plane());
     out.par_chunks_mut(shape.out_plane())
         .enumerate()
         .for_each_init(
@@ -204,15 +219,11 @@ pub fn forward_on(isa: Isa, shape: &ChannelwiseShape, x: &[f32], weight: &[f32])
                     out_stride,
                     out_h,
                 );
-                for (dst, src) in out_plane
-                    .chunks_exact_mut(out_w)
-                    .zip(acc.chunks_exact(out_stride))
-                {
-                    dst.copy_from_slice(&src[..out_w]);
-                }
+                write_rows(out_plane, out_w, acc, out_stride);
             },
         );
-    out
+    // SAFETY: the chunks, one per output plane, cover `out`, and `write_rows` writes each whole.
+    unsafe { assume_init(out) }
 }
 
 /// Gradient of the loss with respect to `x`, given `grad_out` (`[batch, channels, out_h, out_w]`).
@@ -248,7 +259,7 @@ pub fn input_grad_on(
         .chunks_exact(shape.taps())
         .flat_map(|w| w.iter().rev().copied())
         .collect();
-    let mut grad_x = zeroed(shape.batch * shape.in_channels() * shape.in_plane());
+    let mut grad_x = uninit(shape.batch * shape.in_channels() * shape.in_plane());
     grad_x
         .par_chunks_mut(shape.in_plane())
         .enumerate()
@@ -281,12 +292,22 @@ pub fn input_grad_on(
                         in_h,
                     );
                 }
-                for (dst, src) in gx.chunks_exact_mut(in_w).zip(acc.chunks_exact(acc_stride)) {
-                    dst.copy_from_slice(&src[..in_w]);
-                }
+                write_rows(gx, in_w, acc, acc_stride);
             },
         );
-    grad_x
+    // SAFETY: the chunks, one per input plane, cover `grad_x`, and `write_rows` writes each whole.
+    unsafe { assume_init(grad_x) }
+}
+
+/// Writes the whole plane `dst` (rows of `width`) from the first `width` values of each row of
+/// `acc` (row stride `stride`), which has at least as many rows.
+fn write_rows(dst: &mut [MaybeUninit<f32>], width: usize, acc: &[f32], stride: usize) {
+    assert!(width > 0 && dst.len().is_multiple_of(width) && acc.len() >= dst.len() / width * stride);
+    for (dst, src) in dst.chunks_exact_mut(width).zip(acc.chunks_exact(stride)) {
+        for (d, &v) in dst.iter_mut().zip(&src[..width]) {
+            d.write(v);
+        }
+    }
 }
 
 /// Gradient of the loss with respect to the filters (`[channels, 1, kernel_h, kernel_w]`).
@@ -354,4 +375,40 @@ pub fn weight_grad_on(isa: Isa, shape: &ChannelwiseShape, x: &[f32], grad_out: &
             }
         });
     grad_w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refilling_a_used_buffer_leaves_exactly_the_plane_and_zero_padding() {
+        let padded = Padded {
+            rows: 7,
+            stride: 12,
+            top: 2,
+            left: 3,
+        };
+        let (h, w) = (4, 6);
+        let plane: Vec<f32> = (1..=h * w).map(|v| v as f32).collect();
+        let fresh = {
+            let mut buf = Vec::new();
+            padded.fill(&plane, h, w, &mut buf);
+            buf
+        };
+        let mut used = vec![f32::NAN; padded.rows * padded.stride];
+        padded.fill(&plane, h, w, &mut used);
+        assert_eq!(used, fresh);
+        for r in 0..padded.rows {
+            for c in 0..padded.stride {
+                let inside = (2..6).contains(&r) && (3..9).contains(&c);
+                let expected = if inside {
+                    plane[(r - 2) * w + c - 3]
+                } else {
+                    0.0
+                };
+                assert_eq!(fresh[r * padded.stride + c], expected, "({r}, {c})");
+            }
+        }
+    }
 }

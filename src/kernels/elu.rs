@@ -17,7 +17,9 @@ use rayon::prelude::*;
 
 use super::extension::values;
 use super::isa::{Isa, multiversion};
-use super::memory::zeroed;
+use std::mem::MaybeUninit;
+
+use super::memory::{assume_init, uninit};
 
 /// Elements per parallel task: large enough to amortise scheduling, small enough to balance.
 const TASK: usize = 1 << 16;
@@ -36,11 +38,13 @@ pub fn elu_values(x: &[f32]) -> Vec<f32> {
 
 /// [`elu_values`] on the path `isa` (all paths give the same numbers).
 pub fn elu_values_on(isa: Isa, x: &[f32]) -> Vec<f32> {
-    let mut out = zeroed(x.len());
+    let mut out = uninit(x.len());
     out.par_chunks_mut(TASK)
         .zip(x.par_chunks(TASK))
         .for_each(|(o, x)| elu_chunk(isa, x, o));
-    out
+    // SAFETY: every chunk of `out` is zipped with the chunk of `x` of the same length, and `elu_chunk`
+    // writes each of its values.
+    unsafe { assume_init(out) }
 }
 
 /// `out = ELU(a·x + b)` with a per-plane gain `a` and offset `b` (evaluation-mode batch norm
@@ -61,7 +65,7 @@ pub fn affine_elu_values_on(
     let channels = gain.len();
     assert_eq!(offset.len(), channels, "offset");
     assert_eq!(x.len() % (plane * channels).max(1), 0, "input");
-    let mut out = zeroed(x.len());
+    let mut out = uninit(x.len());
     // Tasks of whole planes, about TASK values each.
     let per_task = (TASK / plane.max(1)).max(1) * plane.max(1);
     out.par_chunks_mut(per_task)
@@ -78,34 +82,36 @@ pub fn affine_elu_values_on(
                 affine_elu_chunk(isa, x, gain[c], offset[c], o);
             }
         });
-    out
+    // SAFETY: the tasks cover `out` in whole planes, each zipped with the plane of `x` of the same
+    // length, and `affine_elu_chunk` writes each of its values.
+    unsafe { assume_init(out) }
 }
 
 multiversion!(
     /// ELU of a chunk, compiled for `isa` (the release build targets baseline x86-64, whose
     /// 4-wide vectors would halve the throughput).
-    fn elu_chunk => elu_chunk_body(x: &[f32], out: &mut [f32])
+    fn elu_chunk => elu_chunk_body(x: &[f32], out: &mut [MaybeUninit<f32>])
 );
 
 multiversion!(
     /// ELU(a·x + b) of a chunk, compiled for `isa`.
-    fn affine_elu_chunk => affine_elu_chunk_body(x: &[f32], a: f32, b: f32, out: &mut [f32])
+    fn affine_elu_chunk => affine_elu_chunk_body(x: &[f32], a: f32, b: f32, out: &mut [MaybeUninit<f32>])
 );
 
 #[inline(always)]
-fn affine_elu_chunk_body(x: &[f32], a: f32, b: f32, out: &mut [f32]) {
+fn affine_elu_chunk_body(x: &[f32], a: f32, b: f32, out: &mut [MaybeUninit<f32>]) {
     for (o, &v) in out.iter_mut().zip(x) {
         let v = a * v + b;
         let negative = exp_m1_nonpositive(v.min(0.0));
-        *o = if v > 0.0 { v } else { negative };
+        o.write(if v > 0.0 { v } else { negative });
     }
 }
 
 #[inline(always)]
-fn elu_chunk_body(x: &[f32], out: &mut [f32]) {
+fn elu_chunk_body(x: &[f32], out: &mut [MaybeUninit<f32>]) {
     for (o, &v) in out.iter_mut().zip(x) {
         let negative = exp_m1_nonpositive(v.min(0.0));
-        *o = if v > 0.0 { v } else { negative };
+        o.write(if v > 0.0 { v } else { negative });
     }
 }
 
@@ -147,22 +153,24 @@ pub fn elu_grad_values(y: &[f32], grad: &[f32]) -> Vec<f32> {
 /// [`elu_grad_values`] on the path `isa` (all paths give the same numbers).
 pub fn elu_grad_values_on(isa: Isa, y: &[f32], grad: &[f32]) -> Vec<f32> {
     assert_eq!(y.len(), grad.len());
-    let mut out = zeroed(y.len());
+    let mut out = uninit(y.len());
     out.par_chunks_mut(TASK)
         .zip(y.par_chunks(TASK).zip(grad.par_chunks(TASK)))
         .for_each(|(o, (y, g))| elu_grad_chunk(isa, y, g, o));
-    out
+    // SAFETY: `y` and `grad` have `out`'s length, every chunk of `out` is zipped with chunks of the
+    // same length, and `elu_grad_chunk` writes each of its values.
+    unsafe { assume_init(out) }
 }
 
 multiversion!(
     /// ELU's input gradient of a chunk, compiled for `isa`.
-    fn elu_grad_chunk => elu_grad_chunk_body(y: &[f32], g: &[f32], out: &mut [f32])
+    fn elu_grad_chunk => elu_grad_chunk_body(y: &[f32], g: &[f32], out: &mut [MaybeUninit<f32>])
 );
 
 #[inline(always)]
-fn elu_grad_chunk_body(y: &[f32], g: &[f32], out: &mut [f32]) {
+fn elu_grad_chunk_body(y: &[f32], g: &[f32], out: &mut [MaybeUninit<f32>]) {
     for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
-        *o = if y > 0.0 { g } else { g * (y + 1.0) };
+        o.write(if y > 0.0 { g } else { g * (y + 1.0) });
     }
 }
 
@@ -273,7 +281,7 @@ pub fn affine_elu_input_grad_on(
     assert_eq!(y.len(), grad.len());
     assert_eq!(y.len() % (plane * channels).max(1), 0, "input");
     let plane = plane.max(1);
-    let mut out = zeroed(y.len());
+    let mut out = uninit(y.len());
     let per_task = (TASK / plane).max(1) * plane;
     out.par_chunks_mut(per_task)
         .zip(y.par_chunks(per_task).zip(grad.par_chunks(per_task)))
@@ -289,19 +297,21 @@ pub fn affine_elu_input_grad_on(
                 affine_elu_grad_chunk(isa, y, g, gain[(first + k) % channels], o);
             }
         });
-    out
+    // SAFETY: the tasks cover `out` in whole planes, each zipped with planes of `y` and `grad` of the
+    // same length, and `affine_elu_grad_chunk` writes each of its values.
+    unsafe { assume_init(out) }
 }
 
 multiversion!(
     /// The input gradient of ELU(a·x + b) for a chunk, compiled for `isa`.
-    fn affine_elu_grad_chunk => affine_elu_grad_chunk_body(y: &[f32], g: &[f32], a: f32, out: &mut [f32])
+    fn affine_elu_grad_chunk => affine_elu_grad_chunk_body(y: &[f32], g: &[f32], a: f32, out: &mut [MaybeUninit<f32>])
 );
 
 #[inline(always)]
-fn affine_elu_grad_chunk_body(y: &[f32], g: &[f32], a: f32, out: &mut [f32]) {
+fn affine_elu_grad_chunk_body(y: &[f32], g: &[f32], a: f32, out: &mut [MaybeUninit<f32>]) {
     for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
         let d = if y > 0.0 { g } else { g * (y + 1.0) };
-        *o = d * a;
+        o.write(d * a);
     }
 }
 

@@ -22,7 +22,8 @@
 //!   batch × channels × neurons intermediate.
 //! - [`memory`]: allocator settings that keep freed activation buffers for reuse instead of
 //!   returning them to the OS after every step (the largest single saving), and output
-//!   buffers zeroed by all threads rather than by the calling one.
+//!   buffers that are either zeroed by all threads rather than by the calling one, or, where a
+//!   kernel writes every value, not zeroed at all.
 //!
 //! [`conv2d`], [`elu`] and [`batch_norm_train`] are the entry points the model uses: they take
 //! the fast path where it applies and fall back to burn's ops everywhere else (other shapes,

@@ -5,9 +5,9 @@
 //! Written with burn's batched matmul (a `[1, out, in]` filter broadcast against `[batch, in,
 //! h·w]`), a step allocates and zero-fills every output on the calling thread, and the filter
 //! gradient goes through a `[batch, out, in]` product and a broadcast reduction. Here each image
-//! is one task ([`matmul`], single-threaded inside it) writing straight into a buffer that all
-//! threads zeroed, and the filter gradient sums per-image products in image order, so results do
-//! not depend on the thread count.
+//! is one task ([`matmul_uninit`], single-threaded inside it) writing straight into an output
+//! buffer that is never zero-filled first (the product writes every value), and the filter
+//! gradient sums per-image products in image order, so results do not depend on the thread count.
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -20,8 +20,8 @@ use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
 use rayon::prelude::*;
 
 use super::extension::{flex_tensor, values};
-use super::matmul::matmul;
-use super::memory::zeroed;
+use super::matmul::matmul_uninit;
+use super::memory::{assume_init, uninit};
 
 /// Sizes of one 1×1 convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,11 +47,16 @@ impl PointwiseShape {
 pub fn forward(shape: &PointwiseShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
     check_lengths(shape, x, weight);
     let (i, o, p) = (shape.in_channels, shape.out_channels, shape.plane);
-    let mut out = zeroed(shape.batch * shape.output());
+    let mut out = uninit(shape.batch * shape.output());
     out.par_chunks_mut(shape.output().max(1))
-        .zip(x.par_chunks(shape.input().max(1)))
-        .for_each(|(out, x)| matmul((o, p, i), out, false, (weight, i, 1), (x, p, 1)));
-    out
+        .enumerate()
+        .for_each(|(b, out)| {
+            let x = image(x, b, shape.input());
+            matmul_uninit((o, p, i), out, (weight, i, 1), (x, p, 1));
+        });
+    // SAFETY: the chunks of o·p values, one per image, cover `out`, and `matmul_uninit` writes
+    // all of each.
+    unsafe { assume_init(out) }
 }
 
 /// Gradients with respect to `x` (`[batch, in_channels, plane]`) and the filters
@@ -68,20 +73,30 @@ pub fn backward(
     let (i, o, p) = (shape.in_channels, shape.out_channels, shape.plane);
     let x_grad = wanted[0].then(|| {
         // dx[b] = Wᵀ · g[b]
-        let mut dx = zeroed(x.len());
+        let mut dx = uninit(x.len());
         dx.par_chunks_mut(shape.input().max(1))
-            .zip(grad.par_chunks(shape.output().max(1)))
-            .for_each(|(dx, g)| matmul((i, p, o), dx, false, (weight, 1, i), (g, p, 1)));
-        dx
+            .enumerate()
+            .for_each(|(b, dx)| {
+                let g = image(grad, b, shape.output());
+                matmul_uninit((i, p, o), dx, (weight, 1, i), (g, p, 1));
+            });
+        // SAFETY: the chunks of i·p values, one per image, cover `dx`, and `matmul_uninit`
+        // writes all of each.
+        unsafe { assume_init(dx) }
     });
     let weight_grad = wanted[1].then(|| {
         // dW = Σ_b g[b] · x[b]ᵀ, per image in parallel, then summed in image order.
-        let mut per_image = zeroed(shape.batch * o * i);
+        let mut per_image = uninit(shape.batch * o * i);
         per_image
             .par_chunks_mut((o * i).max(1))
-            .zip(grad.par_chunks(shape.output().max(1)))
-            .zip(x.par_chunks(shape.input().max(1)))
-            .for_each(|((dw, g), x)| matmul((o, i, p), dw, false, (g, p, 1), (x, 1, p)));
+            .enumerate()
+            .for_each(|(b, dw)| {
+                let (g, x) = (image(grad, b, shape.output()), image(x, b, shape.input()));
+                matmul_uninit((o, i, p), dw, (g, p, 1), (x, 1, p));
+            });
+        // SAFETY: the chunks of o·i values, one per image, cover `per_image`, and
+        // `matmul_uninit` writes all of each.
+        let per_image = unsafe { assume_init(per_image) };
         let mut dw = vec![0.0f32; o * i];
         for image in per_image.chunks_exact((o * i).max(1)) {
             for (d, &v) in dw.iter_mut().zip(image) {
@@ -91,6 +106,11 @@ pub fn backward(
         dw
     });
     (x_grad, weight_grad)
+}
+
+/// Image `b`'s `len` values of a `[batch, …]` buffer.
+fn image(values: &[f32], b: usize, len: usize) -> &[f32] {
+    &values[b * len..(b + 1) * len]
 }
 
 fn check_lengths(shape: &PointwiseShape, x: &[f32], weight: &[f32]) {

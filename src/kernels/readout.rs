@@ -25,10 +25,11 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 use super::extension::{flex_tensor, values};
 use super::isa::{Isa, multiversion};
-use super::memory::zeroed;
+use super::memory::{assume_init, uninit, zeroed};
 
 /// Sizes of one read-out: map `[batch, channels, height, width]`, positions `[batch, neurons, 2]`
 /// and features `[channels, neurons]`.
@@ -165,26 +166,51 @@ fn axpy(out: &mut [f32], scale: f32, x: &[f32]) {
 
 /// `[rows, cols]` → `[cols, rows]`.
 fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; values.len()];
+    assert_eq!(values.len(), rows * cols);
+    let mut out = uninit(values.len());
     transpose_into(values, rows, cols, &mut out);
-    out
+    // SAFETY: `transpose_into` writes all rows · cols values of `out`.
+    unsafe { assume_init(out) }
 }
 
-fn transpose_into(values: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
-    for (r, row) in values.chunks_exact(cols).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            out[c * rows + r] = v;
+/// `[rows, cols]` → `[cols, rows]` into `out`, in square tiles of [`TILE`]: each output row of a
+/// tile is one contiguous write, and the tile's reads stay in the L1 cache (an element-by-element
+/// loop writes every value to a different cache line).
+/// Writes every one of `out`'s first `rows · cols` values.
+pub(super) fn transpose_into(
+    values: &[f32],
+    rows: usize,
+    cols: usize,
+    out: &mut [MaybeUninit<f32>],
+) {
+    const TILE: usize = 16;
+    assert!(values.len() >= rows * cols && out.len() >= rows * cols);
+    if cols == 0 {
+        return;
+    }
+    for r0 in (0..rows).step_by(TILE) {
+        let tile_rows = &values[r0 * cols..(r0 + TILE).min(rows) * cols];
+        for c0 in (0..cols).step_by(TILE) {
+            for c in c0..(c0 + TILE).min(cols) {
+                let dst = &mut out[c * rows + r0..][..tile_rows.len() / cols];
+                for (d, row) in dst.iter_mut().zip(tile_rows.chunks_exact(cols)) {
+                    d.write(row[c]);
+                }
+            }
         }
     }
 }
 
 /// The map `[batch, channels, h, w]` laid out channels-last, `[batch, h, w, channels]`.
 fn channels_last(shape: &ReadoutShape, map: &[f32]) -> Vec<f32> {
-    let mut out = zeroed(map.len());
-    out.par_chunks_mut(shape.image())
-        .zip(map.par_chunks(shape.image()))
+    assert_eq!(map.len(), shape.batch * shape.image());
+    let mut out = uninit(map.len());
+    out.par_chunks_mut(shape.image().max(1))
+        .zip(map.par_chunks(shape.image().max(1)))
         .for_each(|(out, image)| transpose_into(image, shape.channels, shape.plane(), out));
-    out
+    // SAFETY: `out` and `map` have the same length and are cut into the same images, and
+    // `transpose_into` writes all channels · plane values of each.
+    unsafe { assume_init(out) }
 }
 
 /// The four tap values `x_tap · f` of one reading (garbage where a tap is outside the map:
@@ -315,8 +341,11 @@ fn map_and_position_grads(
 ) -> (Vec<f32>, Vec<f32>) {
     let (n, c) = (shape.neurons, shape.channels);
     let image_len = shape.image().max(1);
-    let mut map_grad = zeroed(map.len());
     let mut positions_grad = vec![0.0f32; positions.len()];
+    if n == 0 {
+        return (zeroed(map.len()), positions_grad);
+    }
+    let mut map_grad = uninit(map.len());
     map_grad
         .par_chunks_mut(image_len)
         .zip(positions_grad.par_chunks_mut((2 * n).max(1)))
@@ -329,7 +358,10 @@ fn map_and_position_grads(
             image_grads(isa, shape, inputs, &mut image_grad, positions_grad);
             transpose_into(&image_grad, shape.plane(), c, map_grad);
         });
-    (map_grad, positions_grad)
+    // SAFETY: with neurons present, every image's chunk of `map_grad` is zipped with that
+    // image's positions and gradient (`check_lengths` and the assert on `grad` fix their lengths),
+    // and `transpose_into` writes all of its channels · plane values.
+    (unsafe { assume_init(map_grad) }, positions_grad)
 }
 
 /// One image's inputs: map (channels-last), positions, features `[neurons, channels]` and output

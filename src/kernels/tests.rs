@@ -174,3 +174,23 @@ fn fused_elu_matches_burn_ops() {
     ours.0.assert_approx_eq(&burn.0, tolerance);
     ours.1.assert_approx_eq(&burn.1, tolerance);
 }
+
+#[test]
+fn tiled_transpose_moves_every_value_at_ragged_sizes() {
+    for (rows, cols) in [(1, 1), (3, 5), (16, 16), (17, 33), (64, 1100)] {
+        let values: Vec<f32> = (0..rows * cols).map(|v| v as f32).collect();
+        let mut out = memory::uninit(rows * cols);
+        readout::transpose_into(&values, rows, cols, &mut out);
+        // SAFETY: `transpose_into` writes all rows · cols values (NaN in tests until written).
+        let out = unsafe { memory::assume_init(out) };
+        for r in 0..rows {
+            for c in 0..cols {
+                assert_eq!(
+                    out[c * rows + r],
+                    values[r * cols + c],
+                    "{rows}×{cols} at ({r}, {c})"
+                );
+            }
+        }
+    }
+}

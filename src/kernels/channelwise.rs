@@ -302,7 +302,9 @@ pub fn input_grad_on(
 /// Writes the whole plane `dst` (rows of `width`) from the first `width` values of each row of
 /// `acc` (row stride `stride`), which has at least as many rows.
 fn write_rows(dst: &mut [MaybeUninit<f32>], width: usize, acc: &[f32], stride: usize) {
-    assert!(width > 0 && dst.len().is_multiple_of(width) && acc.len() >= dst.len() / width * stride);
+    assert!(
+        width > 0 && dst.len().is_multiple_of(width) && acc.len() >= dst.len() / width * stride
+    );
     for (dst, src) in dst.chunks_exact_mut(width).zip(acc.chunks_exact(stride)) {
         for (d, &v) in dst.iter_mut().zip(&src[..width]) {
             d.write(v);

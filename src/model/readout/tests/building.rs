@@ -87,6 +87,46 @@ fn missing_inputs_give_named_errors() {
 }
 
 #[test]
+fn each_bound_of_the_readout_settings_is_checked_on_its_own() {
+    let device = device();
+    let refused = |toml_text: &str, in_shape: [usize; 3], field: &str| {
+        let config: ReadoutConfig = toml::from_str(toml_text).unwrap();
+        let err = MultiReadout::init(&config, in_shape, &inputs(), 0, &device)
+            .err()
+            .unwrap_or_else(|| panic!("{toml_text:?} on {in_shape:?} was accepted"));
+        assert!(err.to_string().contains(field), "{toml_text:?}: {err}");
+    };
+    let accepted = |toml_text: &str, in_shape: [usize; 3]| {
+        let config: ReadoutConfig = toml::from_str(toml_text).unwrap();
+        if let Err(err) = MultiReadout::init(&config, in_shape, &inputs(), 0, &device) {
+            panic!("{toml_text:?} on {in_shape:?}: {err}");
+        }
+    };
+    // Finite but negative, and non-finite: both refused.
+    for bad in ["-0.1", "inf", "nan"] {
+        refused(
+            &format!("type = \"gaussian\"\ninit_sigma = {bad}"),
+            [4, 6, 9],
+            "init_sigma",
+        );
+        refused(
+            &format!("type = \"gaussian\"\ngamma_readout = {bad}"),
+            [4, 6, 9],
+            "feature_reg_weight",
+        );
+    }
+    accepted(
+        "type = \"gaussian\"\ninit_sigma = 0.0\ngamma_readout = 0.0",
+        [4, 6, 9],
+    );
+    // Pooling empties the height alone, then the width alone: either is refused.
+    let pooled = "type = \"point_pooled\"\npool_steps = 2\npool_kern = 3";
+    refused(pooled, [4, 6, 27], "pool_steps");
+    refused(pooled, [4, 27, 6], "pool_steps");
+    accepted(pooled, [4, 9, 27]);
+}
+
+#[test]
 fn init_schemes_differ_as_documented() {
     let device = device();
     let np = gaussian_config("type = \"gaussian\"\ninit = \"neuralpredictors\"");

@@ -1,9 +1,11 @@
 //! Behaviour tests of the readout family that have no reference fixture: configs, building one
 //! readout per dataset, feature sharing, sampling, initialisation schemes, state-dict round trips.
-//! Shared inputs here; the tests by topic in [`building`], [`positions`] and [`factorized`].
+//! Shared inputs here; the tests by topic in [`building`], [`positions`], [`factorized`] and
+//! [`point_pooled`].
 
 mod building;
 mod factorized;
+mod point_pooled;
 mod positions;
 
 use burn::tensor::{Device, Distribution, Tensor};

@@ -7,20 +7,13 @@
 //! two-pass variance; a channel's planes stay in cache between the two) and writes the output in
 //! one pass; the backward reads each channel once for its two sums and writes the input gradient
 //! in one pass. Sums run in a fixed order per channel, so results do not depend on the thread
-//! count.
+//! count. [`forward_elu_on`] and [`backward_elu_on`] do the same with the ELU that follows the
+//! batch norm in a core block folded into the writing pass and the two gradient passes; the ops
+//! built on these are in [`super::batch_norm_op`].
 
-use burn::backend::autodiff::NodeId;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::flex::FlexTensor;
-use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, AutodiffBackend, Backend, Flex, TensorMetadata, backend_extension};
-use burn::tensor::Shape;
 use rayon::prelude::*;
 
-use super::extension::{flex_tensor, values};
+use super::elu::elu;
 use super::isa::{Isa, multiversion};
 use std::mem::MaybeUninit;
 
@@ -36,7 +29,7 @@ pub struct NormShape {
 }
 
 impl NormShape {
-    fn from_dims(dims: &[usize]) -> Self {
+    pub(super) fn from_dims(dims: &[usize]) -> Self {
         Self {
             batch: dims[0],
             channels: dims[1],
@@ -146,6 +139,25 @@ fn normalize_plane_body(x: &[f32], a: f32, m: f32, b: f32, out: &mut [MaybeUnini
     }
 }
 
+multiversion!(
+    /// `out = ELU(a·(x − m) + b)`: [`normalize_plane`] and ELU rounded as the two steps are,
+    /// without the intermediate plane. Compiled for `isa`.
+    fn normalize_elu_plane => normalize_elu_plane_body(
+        x: &[f32],
+        a: f32,
+        m: f32,
+        b: f32,
+        out: &mut [MaybeUninit<f32>],
+    )
+);
+
+#[inline(always)]
+fn normalize_elu_plane_body(x: &[f32], a: f32, m: f32, b: f32, out: &mut [MaybeUninit<f32>]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        o.write(elu(a * (v - m) + b));
+    }
+}
+
 /// Normalises `x` with its batch statistics: `γ·(x − mean)/√(var + ε) + β` per channel, on
 /// [`Isa::active`].
 pub fn forward(shape: &NormShape, x: &[f32], scale: &[f32], shift: &[f32], eps: f64) -> NormOutput {
@@ -161,6 +173,30 @@ pub fn forward_on(
     shift: &[f32],
     eps: f64,
 ) -> NormOutput {
+    forward_with(isa, shape, x, (scale, shift), eps, false)
+}
+
+/// ELU of [`forward`]'s output, in the same pass: the numbers of the two steps without the
+/// normalised map in between. On the path `isa`.
+pub fn forward_elu_on(
+    isa: Isa,
+    shape: &NormShape,
+    x: &[f32],
+    scale: &[f32],
+    shift: &[f32],
+    eps: f64,
+) -> NormOutput {
+    forward_with(isa, shape, x, (scale, shift), eps, true)
+}
+
+fn forward_with(
+    isa: Isa,
+    shape: &NormShape,
+    x: &[f32],
+    (scale, shift): (&[f32], &[f32]),
+    eps: f64,
+    elu: bool,
+) -> NormOutput {
     assert_eq!(x.len(), shape.batch * shape.channels * shape.plane, "input");
     let stats = channel_sums(shape, |c| channel_stats(isa, shape, x, c));
     // out = a·(x − mean) + β with a = γ/√(var + ε).
@@ -174,14 +210,12 @@ pub fn forward_on(
         .collect();
     let output = map_planes(shape, |c, i, out| {
         let (a, m, b) = coefficients[c];
-        normalize_plane(
-            isa,
-            &x[i * shape.plane..(i + 1) * shape.plane],
-            a,
-            m,
-            b,
-            out,
-        );
+        let x = &x[i * shape.plane..(i + 1) * shape.plane];
+        if elu {
+            normalize_elu_plane(isa, x, a, m, b, out);
+        } else {
+            normalize_plane(isa, x, a, m, b, out);
+        }
     });
     NormOutput {
         output,
@@ -219,24 +253,79 @@ multiversion!(
 
 #[inline(always)]
 fn gradient_sums_body(shape: &NormShape, x: &[f32], grad: &[f32], c: usize, m: f32) -> [f64; 2] {
+    sums_with(shape, x, (grad, grad), c, m, |g, _| g)
+}
+
+multiversion!(
+    /// [`gradient_sums`] of a batch norm followed by ELU, from the ELU's output `y` and output
+    /// gradient: g = dELU · grad, formed on the fly. Compiled for `isa`.
+    fn elu_gradient_sums => elu_gradient_sums_body(
+        shape: &NormShape,
+        x: &[f32],
+        grad: &[f32],
+        y: &[f32],
+        c: usize,
+        m: f32,
+    ) -> [f64; 2]
+);
+
+#[inline(always)]
+fn elu_gradient_sums_body(
+    shape: &NormShape,
+    x: &[f32],
+    grad: &[f32],
+    y: &[f32],
+    c: usize,
+    m: f32,
+) -> [f64; 2] {
+    sums_with(shape, x, (grad, y), c, m, elu_input_grad)
+}
+
+/// ELU's input gradient from its output `y` and output gradient `g` (1 where y > 0, y + 1 =
+/// e^z elsewhere), as `kernels::elu` computes it.
+#[inline(always)]
+fn elu_input_grad(g: f32, y: f32) -> f32 {
+    if y > 0.0 { g } else { g * (y + 1.0) }
+}
+
+/// `[Σ g, Σ g·(x − m)]` over channel `c` with g = `dz(grad, y)` per value, in eight f32 lanes
+/// per plane (the order of [`lane_sum`]).
+#[inline(always)]
+fn sums_with(
+    shape: &NormShape,
+    x: &[f32],
+    (grad, y): (&[f32], &[f32]),
+    c: usize,
+    m: f32,
+    dz: impl Fn(f32, f32) -> f32,
+) -> [f64; 2] {
     let mut sum_g = 0.0f64;
     let mut sum_gx = 0.0f64;
-    for (g, x) in shape.planes(grad, c).zip(shape.planes(x, c)) {
-        sum_g += lane_sum(g, |v| v);
-        let mut lanes = [0.0f32; 8];
-        let (g8, x8) = (g.chunks_exact(8), x.chunks_exact(8));
-        let tail: f32 = g8
-            .remainder()
-            .iter()
-            .zip(x8.remainder())
-            .map(|(&g, &x)| g * (x - m))
-            .sum();
-        for (g, x) in g8.zip(x8) {
+    for ((g, y), x) in shape
+        .planes(grad, c)
+        .zip(shape.planes(y, c))
+        .zip(shape.planes(x, c))
+    {
+        let mut lanes_g = [0.0f32; 8];
+        let mut lanes_gx = [0.0f32; 8];
+        let (g8, y8, x8) = (g.chunks_exact(8), y.chunks_exact(8), x.chunks_exact(8));
+        let tail = || {
+            g8.remainder()
+                .iter()
+                .zip(y8.remainder())
+                .map(|(&g, &y)| dz(g, y))
+        };
+        let tail_g: f32 = tail().sum();
+        let tail_gx: f32 = tail().zip(x8.remainder()).map(|(g, &x)| g * (x - m)).sum();
+        for ((g, y), x) in g8.clone().zip(y8.clone()).zip(x8.clone()) {
             for i in 0..8 {
-                lanes[i] += g[i] * (x[i] - m);
+                let g = dz(g[i], y[i]);
+                lanes_g[i] += g;
+                lanes_gx[i] += g * (x[i] - m);
             }
         }
-        sum_gx += lanes.iter().map(|&l| l as f64).sum::<f64>() + tail as f64;
+        sum_g += lanes_g.iter().map(|&l| l as f64).sum::<f64>() + tail_g as f64;
+        sum_gx += lanes_gx.iter().map(|&l| l as f64).sum::<f64>() + tail_gx as f64;
     }
     [sum_g, sum_gx]
 }
@@ -264,6 +353,32 @@ fn input_grad_plane_body(
     }
 }
 
+multiversion!(
+    /// [`input_grad_plane`] behind an ELU: g = dELU · grad from the ELU's output `y`. Compiled
+    /// for `isa`.
+    fn elu_input_grad_plane => elu_input_grad_plane_body(
+        grad: &[f32],
+        y: &[f32],
+        x: &[f32],
+        coefficients: [f32; 4],
+        out: &mut [MaybeUninit<f32>],
+    )
+);
+
+#[inline(always)]
+fn elu_input_grad_plane_body(
+    grad: &[f32],
+    y: &[f32],
+    x: &[f32],
+    coefficients: [f32; 4],
+    out: &mut [MaybeUninit<f32>],
+) {
+    let [k, q, r, m] = coefficients;
+    for (((o, &g), &y), &v) in out.iter_mut().zip(grad).zip(y).zip(x) {
+        o.write(k * elu_input_grad(g, y) + q * (v - m) + r);
+    }
+}
+
 /// [`backward`] on the path `isa` (all paths give the same numbers).
 pub fn backward_on(
     isa: Isa,
@@ -274,11 +389,42 @@ pub fn backward_on(
     eps: f64,
     grad: &[f32],
 ) -> NormGrads {
+    backward_with(isa, shape, (x, scale), stats, eps, grad, None)
+}
+
+/// Gradients of [`forward_elu_on`] given its statistics, its output `y` and the gradient `grad`
+/// of `y`: [`backward_on`] of dELU · grad, which is formed on the fly (the same numbers as the
+/// two steps, without the gradient map in between). On the path `isa`.
+pub fn backward_elu_on(
+    isa: Isa,
+    shape: &NormShape,
+    (x, y): (&[f32], &[f32]),
+    scale: &[f32],
+    stats: (&[f32], &[f32]),
+    eps: f64,
+    grad: &[f32],
+) -> NormGrads {
+    assert_eq!(y.len(), x.len(), "output");
+    backward_with(isa, shape, (x, scale), stats, eps, grad, Some(y))
+}
+
+fn backward_with(
+    isa: Isa,
+    shape: &NormShape,
+    (x, scale): (&[f32], &[f32]),
+    stats: (&[f32], &[f32]),
+    eps: f64,
+    grad: &[f32],
+    elu_output: Option<&[f32]>,
+) -> NormGrads {
     assert_eq!(x.len(), shape.batch * shape.channels * shape.plane, "input");
     assert_eq!(grad.len(), x.len(), "output gradient");
     let (mean, variance) = stats;
     let n = shape.samples() as f64;
-    let sums = channel_sums(shape, |c| gradient_sums(isa, shape, x, grad, c, mean[c]));
+    let sums = channel_sums(shape, |c| match elu_output {
+        Some(y) => elu_gradient_sums(isa, shape, x, grad, y, c, mean[c]),
+        None => gradient_sums(isa, shape, x, grad, c, mean[c]),
+    });
     let inv_std: Vec<f64> = variance
         .iter()
         .map(|&v| 1.0 / (v as f64 + eps).sqrt())
@@ -299,123 +445,15 @@ pub fn backward_on(
         .collect();
     let input = map_planes(shape, |c, i, out| {
         let range = i * shape.plane..(i + 1) * shape.plane;
-        input_grad_plane(isa, &grad[range.clone()], &x[range], coefficients[c], out);
+        let (g, x) = (&grad[range.clone()], &x[range.clone()]);
+        match elu_output {
+            Some(y) => elu_input_grad_plane(isa, g, &y[range], x, coefficients[c], out),
+            None => input_grad_plane(isa, g, x, coefficients[c], out),
+        }
     });
     NormGrads {
         input,
         scale: scale_grad,
         shift: shift_grad,
-    }
-}
-
-/// Training-mode batch norm as a backend op with a fused backward.
-#[backend_extension(Flex, Autodiff)]
-pub trait BatchNormBackend: Backend {
-    /// Output (shape of `x`), batch mean and biased batch variance (`[channels]`, detached) of
-    /// `γ·(x − mean)/√(var + ε) + β` with per-channel `scale` γ and `shift` β.
-    fn fused_batch_norm_train(
-        x: FloatTensor<Self>,
-        scale: FloatTensor<Self>,
-        shift: FloatTensor<Self>,
-        eps: f64,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
-}
-
-impl BatchNormBackend for Flex {
-    fn fused_batch_norm_train(
-        x: FlexTensor,
-        scale: FlexTensor,
-        shift: FlexTensor,
-        eps: f64,
-    ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let dims = x.shape();
-        let shape = NormShape::from_dims(&dims);
-        let out = forward(&shape, &values(&x), &values(&scale), &values(&shift), eps);
-        let channels = Shape::new([shape.channels]);
-        (
-            flex_tensor(out.output, dims),
-            flex_tensor(out.mean, channels.clone()),
-            flex_tensor(out.variance, channels),
-        )
-    }
-}
-
-/// Backward step of [`BatchNormBackend::fused_batch_norm_train`]: keeps the checkpointed input
-/// and scale and the batch statistics.
-#[derive(Debug)]
-struct BatchNormBackward;
-
-impl Backward<Flex, 3> for BatchNormBackward {
-    type State = (NodeId, NodeId, FlexTensor, FlexTensor, f64);
-
-    fn backward(
-        self,
-        ops: Ops<Self::State, 3>,
-        grads: &mut Gradients,
-        checkpointer: &mut Checkpointer,
-    ) {
-        let [node_x, node_scale, node_shift] = ops.parents;
-        let grad = grads.consume::<Flex>(&ops.node);
-        let (x_state, scale_state, mean, variance, eps) = ops.state;
-        let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
-        let scale = checkpointer.retrieve_node_output::<FlexTensor>(scale_state);
-        let dims = x.shape();
-        let shape = NormShape::from_dims(&dims);
-        let result = backward(
-            &shape,
-            &values(&x),
-            &values(&scale),
-            (&values(&mean), &values(&variance)),
-            eps,
-            &values(&grad),
-        );
-        let channels = Shape::new([shape.channels]);
-        if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, flex_tensor(result.input, dims));
-        }
-        if let Some(node) = node_scale {
-            grads.register::<Flex>(node.id, flex_tensor(result.scale, channels.clone()));
-        }
-        if let Some(node) = node_shift {
-            grads.register::<Flex>(node.id, flex_tensor(result.shift, channels));
-        }
-    }
-}
-
-impl<C: CheckpointStrategy> BatchNormBackend for Autodiff<Flex, C> {
-    fn fused_batch_norm_train(
-        x: FloatTensor<Self>,
-        scale: FloatTensor<Self>,
-        shift: FloatTensor<Self>,
-        eps: f64,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let detached = <Self as AutodiffBackend>::from_inner;
-        match BatchNormBackward
-            .prepare::<C>([x.node(), scale.node(), shift.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let x_state = prep.checkpoint(&x);
-                let scale_state = prep.checkpoint(&scale);
-                let (out, mean, variance) = Flex::fused_batch_norm_train(
-                    x.into_primitive(),
-                    scale.into_primitive(),
-                    shift.into_primitive(),
-                    eps,
-                );
-                let state = (x_state, scale_state, mean.clone(), variance.clone(), eps);
-                (prep.finish(state, out), detached(mean), detached(variance))
-            }
-            OpsKind::UnTracked(prep) => {
-                let (out, mean, variance) = Flex::fused_batch_norm_train(
-                    x.into_primitive(),
-                    scale.into_primitive(),
-                    shift.into_primitive(),
-                    eps,
-                );
-                (prep.finish(out), detached(mean), detached(variance))
-            }
-        }
     }
 }

@@ -101,18 +101,23 @@ multiversion!(
 #[inline(always)]
 fn affine_elu_chunk_body(x: &[f32], a: f32, b: f32, out: &mut [MaybeUninit<f32>]) {
     for (o, &v) in out.iter_mut().zip(x) {
-        let v = a * v + b;
-        let negative = exp_m1_nonpositive(v.min(0.0));
-        o.write(if v > 0.0 { v } else { negative });
+        o.write(elu(a * v + b));
     }
 }
 
 #[inline(always)]
 fn elu_chunk_body(x: &[f32], out: &mut [MaybeUninit<f32>]) {
     for (o, &v) in out.iter_mut().zip(x) {
-        let negative = exp_m1_nonpositive(v.min(0.0));
-        o.write(if v > 0.0 { v } else { negative });
+        o.write(elu(v));
     }
+}
+
+/// ELU of one value (α = 1): `v` for v > 0, eᵛ − 1 otherwise; branch-free, so loops over it
+/// vectorise.
+#[inline(always)]
+pub(super) fn elu(v: f32) -> f32 {
+    let negative = exp_m1_nonpositive(v.min(0.0));
+    if v > 0.0 { v } else { negative }
 }
 
 /// `eˣ − 1` for `x ≤ 0` without a libm call, so the loop vectorises (glibc's `expm1f` was the

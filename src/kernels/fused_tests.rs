@@ -267,6 +267,49 @@ fn batch_norm_matches_burn_on_three_dimensional_input() {
 }
 
 #[test]
+fn batch_norm_elu_gives_the_bits_of_the_two_ops_and_burns_numbers() {
+    let eps = 1e-5;
+    for (shape, offset) in [
+        ([4, 3, 5, 7], 0.0),
+        ([1, 5, 6, 4], 0.5),
+        ([3, 2, 9, 9], -0.8),
+    ] {
+        let x = random(shape, 2.0).try_to_vec::<f32>().unwrap();
+        let x = TensorData::new(x.iter().map(|v| v + offset).collect(), shape);
+        let (scale, shift) = (random([shape[1]], 1.0), random([shape[1]], 1.0));
+        let probe = random(shape, 1.0);
+        let run = |norm: &dyn Fn(Tensor<4>, Tensor<1>, Tensor<1>) -> BatchNormTrainOutput<4>| {
+            run_norm(norm, &x, &scale, &shift, &probe)
+        };
+        let fused = run(&|x, s, b| batch_norm_elu_train(x, s, b, eps));
+        let two_ops = run(&|x, s, b| {
+            let norm = batch_norm_train(x, s, b, eps);
+            BatchNormTrainOutput {
+                output: elu(norm.output),
+                ..norm
+            }
+        });
+        let burn = run(&|x, s, b| {
+            let norm = module::batch_norm_train(x, s, b, eps);
+            let z = norm.output.clone();
+            let negative = z.clone().lower_equal_scalar(0.0);
+            let output = z
+                .clone()
+                .mask_where(negative, z.clamp_max(0.0).exp().sub_scalar(1.0));
+            BatchNormTrainOutput { output, ..norm }
+        });
+        let what = ["output", "mean", "variance", "dx", "dscale", "dshift"];
+        for (what, ((fused, two_ops), burn)) in
+            what.iter().zip(fused.iter().zip(&two_ops).zip(&burn))
+        {
+            let bits = |d: &TensorData| -> Vec<u32> { d.iter::<f32>().map(f32::to_bits).collect() };
+            assert_eq!(bits(fused), bits(two_ops), "{what} of {shape:?}");
+            fused.assert_approx_eq::<f32>(burn, Tolerance::rel_abs(1e-4, 1e-4));
+        }
+    }
+}
+
+#[test]
 fn batch_norm_results_do_not_depend_on_the_thread_count() {
     let shape = batch_norm::NormShape {
         batch: 3,
@@ -281,7 +324,13 @@ fn batch_norm_results_do_not_depend_on_the_thread_count() {
         let out = batch_norm::forward(&shape, &x, &scale, &shift, 1e-5);
         let grads =
             batch_norm::backward(&shape, &x, &scale, (&out.mean, &out.variance), 1e-5, &grad);
-        (out, grads)
+        let isa = Isa::active();
+        let elu = batch_norm::forward_elu_on(isa, &shape, &x, &scale, &shift, 1e-5);
+        let stats = (&elu.mean[..], &elu.variance[..]);
+        let inputs = (&x[..], &elu.output[..]);
+        let elu_grads =
+            batch_norm::backward_elu_on(isa, &shape, inputs, &scale, stats, 1e-5, &grad);
+        (out, grads, elu, elu_grads)
     });
 }
 

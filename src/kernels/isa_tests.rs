@@ -266,7 +266,7 @@ fn fused_eval_batch_norm_elu_is_the_multiply_add_then_elu_on_every_path() {
 }
 
 #[test]
-fn training_batch_norm_agrees_on_every_path_forward_and_backward() {
+fn training_batch_norm_with_and_without_elu_agrees_on_every_path_forward_and_backward() {
     let shape = NormShape {
         batch: 4,
         channels: 3,
@@ -280,11 +280,20 @@ fn training_batch_norm_agrees_on_every_path_forward_and_backward() {
     let stats = (&reference.mean[..], &reference.variance[..]);
     let grads = batch_norm::backward_on(Isa::Portable, &shape, &x, &scale, stats, 1e-5, &g);
     assert!(grads.scale.iter().any(|&v| v != 0.0));
+    let elu = batch_norm::forward_elu_on(Isa::Portable, &shape, &x, &scale, &shift, 1e-5);
+    let inputs = (&x[..], &elu.output[..]);
+    let elu_grads =
+        batch_norm::backward_elu_on(Isa::Portable, &shape, inputs, &scale, stats, 1e-5, &g);
+    assert!(elu.output.iter().any(|&v| v < 0.0) && elu.output.iter().any(|&v| v > 0.0));
     for isa in fast_paths() {
         let out = batch_norm::forward_on(isa, &shape, &x, &scale, &shift, 1e-5);
         assert_eq!(out, reference, "{isa} forward");
         let got = batch_norm::backward_on(isa, &shape, &x, &scale, stats, 1e-5, &g);
         assert_eq!(got, grads, "{isa} backward");
+        let out = batch_norm::forward_elu_on(isa, &shape, &x, &scale, &shift, 1e-5);
+        assert_eq!(out, elu, "{isa} forward with ELU");
+        let got = batch_norm::backward_elu_on(isa, &shape, inputs, &scale, stats, 1e-5, &g);
+        assert_eq!(got, elu_grads, "{isa} backward with ELU");
     }
 }
 

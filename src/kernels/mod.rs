@@ -14,7 +14,9 @@
 //!
 //! - [`elu`]: ELU as one fused pass forward and backward instead of five burn ops each.
 //! - [`batch_norm`]: training-mode batch norm (batch statistics) in three passes forward and two
-//!   backward instead of a dozen burn ops each.
+//!   backward instead of a dozen burn ops each, also with the core block's ELU folded in, so
+//!   neither the normalised map nor its gradient is written; [`batch_norm_op`]: both as burn
+//!   backend ops.
 //! - [`readout`]: the Gaussian readout's bilinear read at each neuron's position dotted with its
 //!   feature vector, one pass per image instead of some forty burn ops over batch × neurons ×
 //!   channels intermediates (the point-pooled readout uses it once per pyramid level).
@@ -25,7 +27,7 @@
 //!   buffers that are either zeroed by all threads rather than by the calling one, or, where a
 //!   kernel writes every value, not zeroed at all.
 //!
-//! [`conv2d`], [`elu`] and [`batch_norm_train`] are the entry points the model uses: they take
+//! [`conv2d`], [`elu`], [`batch_norm_train`] and [`batch_norm_elu_train`] are the entry points the model uses: they take
 //! the fast path where it applies and fall back to burn's ops everywhere else (other shapes,
 //! dtypes or devices), so callers never need to know which one ran. [`bilinear_readout`] is the
 //! fast path alone; `model::readout::bilinear` falls back to its own burn-op composition where
@@ -34,6 +36,7 @@
 //! paths off to time or check burn's own implementation of a whole model.
 
 pub mod batch_norm;
+pub mod batch_norm_op;
 pub mod channelwise;
 mod correlate;
 pub mod elu;
@@ -52,7 +55,7 @@ mod isa_tests;
 #[cfg(test)]
 mod tests;
 
-use batch_norm::BatchNormBackend;
+use batch_norm_op::{BatchNormBackend, BatchNormEluBackend};
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::module::{self, BatchNormTrainOutput};
 use burn::tensor::ops::ConvOptions;
@@ -233,21 +236,61 @@ pub fn batch_norm_train<const D: usize>(
     shift: Tensor<1>,
     eps: f64,
 ) -> BatchNormTrainOutput<D> {
-    let all_f32 = [x.dtype(), scale.dtype(), shift.dtype()] == [DType::F32; 3];
-    if enabled() && on_flex(&x) && all_f32 && x.shape().num_elements() > 0 {
-        let (output, mean, variance) = <Dispatch as BatchNormBackend>::fused_batch_norm_train(
-            x.into_dispatch(),
-            scale.into_dispatch(),
-            shift.into_dispatch(),
-            eps,
-        );
-        return BatchNormTrainOutput {
-            output: Tensor::from_dispatch(output),
-            mean: Tensor::from_dispatch(mean),
-            variance: Tensor::from_dispatch(variance),
-        };
+    if uses_norm_kernel(&x, &scale, &shift) {
+        return fused_norm(x, scale, shift, eps, false);
     }
     module::batch_norm_train(x, scale, shift, eps)
+}
+
+/// `ELU(batch_norm_train(x, scale, shift, eps))`: a core block's training-mode batch norm and
+/// its ELU as one op on flex ([`batch_norm_op`]: the same numbers without the normalised map in
+/// between), the two ops elsewhere. The output is the ELU's; mean and variance are the batch
+/// norm's.
+pub fn batch_norm_elu_train<const D: usize>(
+    x: Tensor<D>,
+    scale: Tensor<1>,
+    shift: Tensor<1>,
+    eps: f64,
+) -> BatchNormTrainOutput<D> {
+    if uses_norm_kernel(&x, &scale, &shift) {
+        return fused_norm(x, scale, shift, eps, true);
+    }
+    let norm = batch_norm_train(x, scale, shift, eps);
+    BatchNormTrainOutput {
+        output: elu(norm.output),
+        ..norm
+    }
+}
+
+/// Whether the batch-norm kernels run on these operands (flex, f32, fast kernels on, not empty).
+fn uses_norm_kernel<const D: usize>(x: &Tensor<D>, scale: &Tensor<1>, shift: &Tensor<1>) -> bool {
+    let all_f32 = [x.dtype(), scale.dtype(), shift.dtype()] == [DType::F32; 3];
+    enabled() && on_flex(x) && all_f32 && x.shape().num_elements() > 0
+}
+
+/// The fused batch-norm op, with the ELU folded in where `elu`.
+fn fused_norm<const D: usize>(
+    x: Tensor<D>,
+    scale: Tensor<1>,
+    shift: Tensor<1>,
+    eps: f64,
+    elu: bool,
+) -> BatchNormTrainOutput<D> {
+    let (x, scale, shift) = (
+        x.into_dispatch(),
+        scale.into_dispatch(),
+        shift.into_dispatch(),
+    );
+    let (output, mean, variance) = if elu {
+        <Dispatch as BatchNormEluBackend>::fused_batch_norm_elu_train(x, scale, shift, eps)
+    } else {
+        <Dispatch as BatchNormBackend>::fused_batch_norm_train(x, scale, shift, eps)
+    };
+    BatchNormTrainOutput {
+        output: Tensor::from_dispatch(output),
+        mean: Tensor::from_dispatch(mean),
+        variance: Tensor::from_dispatch(variance),
+    }
 }
 
 /// Whether [`bilinear_readout`] can run on these operands (flex, f32, fast kernels on, no empty

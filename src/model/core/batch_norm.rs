@@ -8,6 +8,7 @@
 //! `clone()` copies rather than shares.
 
 use burn::module::{Module, Param};
+use burn::tensor::module::BatchNormTrainOutput;
 use burn::tensor::{Tensor, TensorData};
 
 use crate::model::state_dict::{StateDict, StateDictError};
@@ -105,11 +106,27 @@ impl BatchNorm2d {
     /// Normalizes with the batch's own mean and biased variance (training mode) and updates the
     /// running statistics: running ← (1 − m)·running + m·batch, with the unbiased variance.
     pub fn forward_train(&mut self, x: Tensor<4>) -> Tensor<4> {
+        self.train_with(x, crate::kernels::batch_norm_train)
+    }
+
+    /// ELU of [`forward_train`](Self::forward_train) in one fused op where the kernels allow
+    /// (`kernels::batch_norm_elu_train`; the same numbers as the two steps).
+    pub fn forward_train_elu(&mut self, x: Tensor<4>) -> Tensor<4> {
+        self.train_with(x, crate::kernels::batch_norm_elu_train)
+    }
+
+    /// Training mode through `op` (a batch norm with batch statistics, possibly followed by an
+    /// activation); updates the running statistics from the statistics it returns.
+    fn train_with(
+        &mut self,
+        x: Tensor<4>,
+        op: impl FnOnce(Tensor<4>, Tensor<1>, Tensor<1>, f64) -> BatchNormTrainOutput<4>,
+    ) -> Tensor<4> {
         let [b, _, h, w] = x.dims();
         let n = (b * h * w) as f64;
         let like = self.running_mean.val().detach();
         let (scale, shift) = self.scale_and_shift(&like);
-        let out = crate::kernels::batch_norm_train(x, scale, shift, self.eps);
+        let out = op(x, scale, shift, self.eps);
         let m = self.momentum;
         // PyTorch divides by n − 1 for the running variance; with n = 1 it would be inf.
         let unbias = if n > 1.0 { n / (n - 1.0) } else { 1.0 };

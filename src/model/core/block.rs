@@ -205,11 +205,22 @@ impl CoreBlock {
     /// Training mode: batch norm with batch statistics, running statistics updated.
     pub fn forward_train(&mut self, x: Tensor<4>) -> Tensor<4> {
         let x = self.convolve(x);
-        let x = match self.norm.as_mut() {
-            Some(norm) => norm.forward_train(x),
-            None => x,
-        };
-        self.activate(x)
+        match (self.norm.as_mut(), &self.activation) {
+            // Batch norm and a plain ELU as one op.
+            (Some(norm), Some(act)) if act.xshift == 0.0 => {
+                let y = norm.forward_train_elu(x);
+                if act.yshift != 0.0 {
+                    y.add_scalar(act.yshift)
+                } else {
+                    y
+                }
+            }
+            (Some(norm), _) => {
+                let x = norm.forward_train(x);
+                self.activate(x)
+            }
+            (None, _) => self.activate(x),
+        }
     }
 
     /// The (single) convolution weights whose smoothness / sparsity is regularized.

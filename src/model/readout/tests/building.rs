@@ -176,10 +176,26 @@ fn state_dict_round_trip_for_every_readout_type() {
         toml::from_str("type = \"point_pooled\"\npool_steps = 1").unwrap(),
     ];
     let x = feature_map(2, &device);
-    for config in configs {
+    for (k, config) in configs.into_iter().enumerate() {
         let source = MultiReadout::init(&config, [4, 6, 9], &inputs(), 1, &device).unwrap();
+        assert_eq!(
+            [source.n_neurons(0), source.n_neurons(1)],
+            [5, 3],
+            "{config:?}"
+        );
+        // Only a Gaussian readout samples positions in training.
+        let gaussian = k < 2;
+        assert_eq!(
+            source.sampled_neurons(1),
+            gaussian.then_some(3),
+            "{config:?}"
+        );
         let mut sd = StateDict::default();
         source.export_state(&mut sd);
+        if k == 0 {
+            // The shared feature bank under the reference's name: the first scan's `_features`.
+            assert_eq!(sd.entries["readout.scan-a._features"].shape[0], 1);
+        }
         let target = MultiReadout::init(&config, [4, 6, 9], &inputs(), 2, &device).unwrap();
         let before = to_f64_vec(target.forward(1, x.clone(), None, None));
         let target = target.import_state(&sd).unwrap();

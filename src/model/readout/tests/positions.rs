@@ -289,3 +289,18 @@ fn retinotopy_hidden_layer_width_defaults_to_30() {
         vec![30, 2]
     );
 }
+
+#[test]
+fn clamped_positions_pass_the_gradient_through_unchanged() {
+    let device = Device::flex().autodiff();
+    let p = Tensor::<2>::from_floats([[-1.7, 0.3], [0.95, 2.5]], &device).require_grad();
+    let weights = Tensor::<2>::from_floats([[2.0, -3.0], [0.5, 7.0]], &device);
+    let clamped = bilinear::clamp_straight_through(p.clone());
+    assert_eq!(
+        to_f64_vec(clamped.clone()),
+        [-1.0, 0.3f32 as f64, 0.95f32 as f64, 1.0]
+    );
+    let grads = (clamped * weights).sum().backward();
+    // The gradient of the identity, inside and outside [−1, 1] alike.
+    assert_eq!(to_f64_vec(p.grad(&grads).unwrap()), [2.0, -3.0, 0.5, 7.0]);
+}

@@ -7,9 +7,12 @@ table with the ratio to PyTorch's faster layout at the same thread count, the CP
 instruction set cortexfit's kernels ran on, and the issue-#17 targets (train and eval ≤ 0.3× the
 faster PyTorch layout at 1 and 2 threads; 2 threads ≥ 1.8× 1 thread) marked met or not. Load
 average is printed before and after: on a shared machine, compare only numbers from one run.
+With `--rounds N` the whole sequence runs N times and each row is the median over the rounds
+(with their range), so a slow minute of a shared VM shifts no single row far.
 
-    cargo build --release && python3 bench/compare.py [--steps 5] [--isa avx2] [--cortexfit target/release/cortexfit]
+    cargo build --release && python3 bench/compare.py [--steps 5] [--rounds 3] [--isa avx2] [--cortexfit target/release/cortexfit]
 """
+import statistics
 import argparse
 import json
 import os
@@ -37,27 +40,37 @@ def main():
     parser.add_argument("--skip-torch", action="store_true", help="only time cortexfit")
     parser.add_argument("--isa", choices=["avx512", "avx2", "portable"],
                         help="force cortexfit's kernel instruction set (default: the best the CPU has)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run everything this many times; report each row's median")
     args = parser.parse_args()
 
     print(f"load average before: {load()}")
-    rows = []
+    runs = {}  # (name, threads) -> [(train, eval) per round], in first-run order
     isa = cpu = None
-    for threads in (2, 1):
-        r = run_json([args.cortexfit, "bench", "--preset", "lurz2020", "--threads", str(threads),
-                      "--steps", str(args.steps), "--warmup", "1"]
-                     + (["--isa", args.isa] if args.isa else []))
-        isa, cpu = r.get("isa"), r.get("cpu")
-        rows.append((f"cortexfit ({threads} thread{'s' if threads > 1 else ''})", threads,
-                     r["train_step_ms_median"], r["eval_batch_ms_median"]))
-    if not args.skip_torch:
+    for _ in range(args.rounds):
         for threads in (2, 1):
-            for layout in ("default", "channels_last"):
-                r = run_json([sys.executable, os.path.join(HERE, "torch_reference.py"), "step",
-                              "--layout", layout, "--threads", str(threads),
-                              "--reps", str(args.steps)])
-                rows.append((f"PyTorch {r['torch']} {layout}", threads, r["train_step_ms"],
-                             r["eval_batch_ms"]))
+            r = run_json([args.cortexfit, "bench", "--preset", "lurz2020", "--threads", str(threads),
+                          "--steps", str(args.steps), "--warmup", "1"]
+                         + (["--isa", args.isa] if args.isa else []))
+            isa, cpu = r.get("isa"), r.get("cpu")
+            runs.setdefault((f"cortexfit ({threads} thread{'s' if threads > 1 else ''})", threads), []) \
+                .append((r["train_step_ms_median"], r["eval_batch_ms_median"]))
+        if not args.skip_torch:
+            for threads in (2, 1):
+                for layout in ("default", "channels_last"):
+                    r = run_json([sys.executable, os.path.join(HERE, "torch_reference.py"), "step",
+                                  "--layout", layout, "--threads", str(threads),
+                                  "--reps", str(args.steps)])
+                    runs.setdefault((f"PyTorch {r['torch']} {layout}", threads), []) \
+                        .append((r["train_step_ms"], r["eval_batch_ms"]))
     print(f"load average after: {load()}")
+    rows = [(name, threads, statistics.median(t for t, _ in values),
+             statistics.median(e for _, e in values)) for (name, threads), values in runs.items()]
+    if args.rounds > 1:
+        print(f"\nmedians of {args.rounds} rounds; range per row (train | eval, ms):")
+        for (name, threads), values in runs.items():
+            trains, evals = [t for t, _ in values], [e for _, e in values]
+            print(f"  {name} ({threads}): {min(trains):.0f}–{max(trains):.0f} | {min(evals):.0f}–{max(evals):.0f}")
 
     # Each row is compared with PyTorch's faster layout at the same thread count.
     def best(threads, column):

@@ -304,3 +304,18 @@ fn clamped_positions_pass_the_gradient_through_unchanged() {
     // The gradient of the identity, inside and outside [−1, 1] alike.
     assert_eq!(to_f64_vec(p.grad(&grads).unwrap()), [2.0, -3.0, 0.5, 7.0]);
 }
+
+#[test]
+fn cortical_coordinates_are_centred_and_scaled_by_the_largest_offset() {
+    // Means (2, 10); offsets (−2, −4), (0, 2), (2, 2): the largest |offset| is 4.
+    let coords = [[0.0, 6.0, 9.0], [2.0, 12.0, -3.0], [4.0, 12.0, 0.0]];
+    let grid = retinotopy::normalize_cortex_coordinates(&coords, 2);
+    assert_eq!(grid, [-0.5, -1.0, 0.0, 0.5, 0.5, 0.5]);
+    // With depth: mean 2, offsets 7, −5, −2 raise the largest |offset| to 7.
+    let grid = retinotopy::normalize_cortex_coordinates(&coords, 3);
+    assert_eq!(grid[2], 1.0);
+    assert_eq!(grid[0], -2.0 / 7.0);
+    // All neurons at one point: centred only (zeros), not 0/0.
+    let same = [[3.0, 4.0, 5.0]; 4];
+    assert_eq!(retinotopy::normalize_cortex_coordinates(&same, 2), [0.0; 8]);
+}

@@ -152,6 +152,7 @@ fn retinotopy_lurz_init_is_a_scaled_orthogonal_map() {
         unreachable!()
     };
     assert!(g.mu.is_none());
+    assert_eq!(g.grid_predictor.as_ref().unwrap().n_neurons(), 5);
     // WᵀW = 0.04·I for every seed; rotations (det > 0) and reflections (det < 0) both occur.
     let mut determinants = Vec::new();
     for seed in 0..8 {

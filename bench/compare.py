@@ -43,6 +43,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=1,
                         help="run everything this many times; report each row's median")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
 
     print(f"load average before: {load()}")
     runs = {}  # (name, threads) -> [(train, eval) per round], in first-run order

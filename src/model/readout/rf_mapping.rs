@@ -10,10 +10,13 @@
 //! shared map from cortical coordinates); without one, a classic reverse-correlation map gives
 //! each neuron a starting point near its receptive field, and training refines it.
 //!
-//! The map of a neuron is the sum of two normalized correlation maps over training trials:
-//! its response with the *local contrast energy* of the image (high-passed image, squared,
-//! smoothed, relative to the image's mean contrast: drives complex and normalized cells) and the smoothed energy of its *linear*
-//! spike-triggered average of the high-passed image (drives simple cells). The position of the
+//! The map of a neuron is the sum of two correlation maps over training trials: its
+//! response's correlation with the *local contrast energy* of the image (high-passed image,
+//! squared, smoothed, relative to the image's mean contrast: drives complex and normalized
+//! cells) and the local RMS of its *linear* spike-triggered average of the high-passed image
+//! (the smoothed squared correlation, square-rooted: drives simple cells). Both are
+//! correlations, with the same noise (~1/√trials), so a neuron with only one kind of signal is
+//! not drowned by the other map's noise. The position of the
 //! maximum, in pixels, is its estimated receptive-field centre.
 
 use burn::tensor::{Device, Tensor, TensorData};
@@ -68,14 +71,8 @@ pub fn receptive_field_centres(
     }
     let responses: Vec<f64> = responses.iter().map(|&v| v as f64).collect();
     let r = zscore_columns(&responses, trials, n_neurons, device);
-    let correlate = |x: Vec<f64>| -> Vec<f64> {
-        let x = zscore_columns(&x, trials, pixels, device);
-        // (N × T) · (T × P) / T: correlation of every neuron with every pixel.
-        let c = r.clone().transpose().matmul(x) / trials as f64;
-        c.into_data().iter::<f64>().collect()
-    };
-    let energy_corr = correlate(energy);
-    let sta = correlate(high_pass);
+    let energy_corr = correlations(&r, &energy, trials, pixels, device);
+    let sta = correlations(&r, &high_pass, trials, pixels, device);
 
     let mut centres = Vec::with_capacity(n_neurons);
     for n in 0..n_neurons {
@@ -87,11 +84,9 @@ pub fn receptive_field_centres(
         let s2 = gaussian_blur(&s2, height, width, ENERGY_SIGMA);
         let e_max = e.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let s_max = s2.iter().fold(0.0f64, |m, &v| m.max(v));
-        let score: Vec<f64> = e
-            .iter()
-            .zip(&s2)
-            .map(|(e, s)| safe_div(*e, e_max) + safe_div(*s, s_max))
-            .collect();
+        // Both terms are correlations (the second the local RMS of the linear average), so
+        // their noise is the same (~1/√trials) and a map without signal adds only noise.
+        let score: Vec<f64> = e.iter().zip(&s2).map(|(e, s)| e + s.sqrt()).collect();
         let score = gaussian_blur(&score, height, width, MAP_SIGMA);
         let best = score
             .iter()
@@ -128,8 +123,20 @@ pub fn pixels_to_grid(
         .collect()
 }
 
-fn safe_div(a: f64, b: f64) -> f64 {
-    if b > 0.0 { a / b } else { 0.0 }
+/// Pearson correlation of every neuron with every pixel, `N × P` row-major: `z_r` holds the
+/// responses z-scored per neuron (`T × N`), `x` the `T × P` pixel values.
+///
+/// `corr[n, p] = Σ_t z_r[t, n] · z_x[t, p] / T`; a pixel that never varies correlates 0.
+fn correlations(
+    z_r: &Tensor<2>,
+    x: &[f64],
+    trials: usize,
+    pixels: usize,
+    device: &Device,
+) -> Vec<f64> {
+    let z_x = zscore_columns(x, trials, pixels, device);
+    let c = z_r.clone().transpose().matmul(z_x) / trials as f64;
+    c.into_data().iter::<f64>().collect()
 }
 
 /// Columns of a `rows × cols` matrix z-scored (constant columns become 0), as an f32 tensor.
@@ -294,6 +301,164 @@ mod tests {
             let err = ((f[0] - t[0]).powi(2) + (f[1] - t[1]).powi(2)).sqrt();
             assert!(err <= 2.0, "found {f:?}, true {t:?}");
         }
+    }
+
+    /// Even, zero-mean Gabor (σ 2 px, 0.13 cycles/px) centred at `(row, col)` on an `h × w`
+    /// image.
+    fn even_gabor(h: usize, w: usize, [cr, cc]: [f64; 2]) -> Vec<f64> {
+        let env = |r: usize, c: usize| {
+            let (dr, dx) = (r as f64 - cr, c as f64 - cc);
+            ((-(dr * dr + dx * dx) / 8.0).exp(), dx)
+        };
+        let (mut env_sum, mut dc) = (0.0, 0.0);
+        let mut f = vec![0.0; h * w];
+        for (i, v) in f.iter_mut().enumerate() {
+            let (e, dx) = env(i / w, i % w);
+            *v = e * (0.8 * dx).cos();
+            env_sum += e;
+            dc += *v;
+        }
+        for (i, v) in f.iter_mut().enumerate() {
+            *v -= dc / env_sum * env(i / w, i % w).0;
+        }
+        f
+    }
+
+    /// Purely linear neurons (unrectified Gabor, no contrast-energy signal: their response is
+    /// odd in the image) are found through their own spike-triggered average, each at its own
+    /// position.
+    #[test]
+    fn linear_neurons_are_found_by_their_spike_triggered_average() {
+        let (h, w, trials) = (24, 40, 1200);
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let images: Vec<f32> = (0..trials)
+            .flat_map(|_| crate::sim::images::natural_image(&mut rng, h, w))
+            .collect();
+        let centres = [[8.0, 10.0], [15.0, 29.0], [11.0, 20.0]];
+        let filters: Vec<Vec<f64>> = centres.iter().map(|&c| even_gabor(h, w, c)).collect();
+        let k = centres.len();
+        let mut responses = vec![0f32; trials * k];
+        for (t, img) in images.chunks_exact(h * w).enumerate() {
+            for (n, f) in filters.iter().enumerate() {
+                let drive: f64 = f.iter().zip(img).map(|(a, &b)| a * b as f64).sum();
+                responses[t * k + n] = drive as f32;
+            }
+        }
+        for n in 0..k {
+            let sd = (0..trials)
+                .map(|t| responses[t * k + n].powi(2))
+                .sum::<f32>()
+                .sqrt()
+                / (trials as f32).sqrt();
+            for t in 0..trials {
+                responses[t * k + n] += rng.random_range(-sd..sd) * 1.5;
+            }
+        }
+        let found = receptive_field_centres(&images, [h, w], &responses, k, &Device::flex());
+        for (f, t) in found.iter().zip(&centres) {
+            let err = ((f[0] - t[0]).powi(2) + (f[1] - t[1]).powi(2)).sqrt();
+            assert!(err <= 2.0, "found {f:?}, true {t:?}");
+        }
+    }
+
+    /// Images that differ only in sign have the same contrast energy on every trial, so only
+    /// the spike-triggered average carries a signal; a neuron following the sign is still
+    /// mapped (the centre of a 9 × 12 image is not a pixel).
+    #[test]
+    fn a_neuron_seen_only_through_its_linear_average_is_mapped() {
+        let (h, w, trials) = (9, 12, 30);
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let pattern: Vec<f32> = (0..h * w).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let signs: Vec<f32> = (0..trials)
+            .map(|t| if t % 3 == 0 { -1.0 } else { 1.0 })
+            .collect();
+        let images: Vec<f32> = signs
+            .iter()
+            .flat_map(|s| pattern.iter().map(move |p| s * p))
+            .collect();
+        let centre = [(h as f64 - 1.0) / 2.0, (w as f64 - 1.0) / 2.0];
+        let found = receptive_field_centres(&images, [h, w], &signs, 1, &Device::flex());
+        assert!(
+            found[0] != centre,
+            "mapped from its linear average alone: {found:?}"
+        );
+    }
+
+    /// Two trials are the fewest that carry a correlation: a neuron that differs between them
+    /// is mapped to a pixel.
+    #[test]
+    fn two_trials_are_enough_to_map_a_neuron() {
+        let (h, w) = (9, 12);
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let images: Vec<f32> = (0..2 * h * w)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let centre = [(h as f64 - 1.0) / 2.0, (w as f64 - 1.0) / 2.0];
+        let found = receptive_field_centres(&images, [h, w], &[1.0, 3.0], 1, &Device::flex());
+        assert!(found[0] != centre, "two trials map: {found:?}");
+    }
+
+    /// Blank (uniform grey) trials, common between stimulus blocks, have no contrast at all;
+    /// they neither poison the maps nor move a neuron driven by one pixel's contrast.
+    #[test]
+    fn blank_trials_do_not_disturb_the_map() {
+        let (h, w, trials, blank) = (9, 12, 60, 12);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut images: Vec<f32> = (0..trials * h * w)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        images[..blank * h * w].fill(0.3);
+        let responses: Vec<f32> = (0..trials)
+            .map(|t| images[t * h * w + 2 * w + 3].abs())
+            .collect();
+        let found = receptive_field_centres(&images, [h, w], &responses, 1, &Device::flex());
+        let err = ((found[0][0] - 2.0).powi(2) + (found[0][1] - 3.0).powi(2)).sqrt();
+        assert!(err <= 1.5, "found {:?}, driven by pixel (2, 3)", found[0]);
+    }
+
+    /// The maps are Pearson correlations: a neuron that equals a pixel correlates +1 with it,
+    /// its negation −1, a constant pixel 0, and any other pixel as computed directly.
+    #[test]
+    fn correlation_maps_are_pearson_correlations() {
+        let (trials, pixels) = (20, 3);
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let x: Vec<f64> = (0..trials * pixels)
+            .map(|i| {
+                if i % pixels == 1 {
+                    0.5
+                } else {
+                    rng.random_range(-1.0..1.0)
+                }
+            })
+            .collect();
+        let pixel = |p: usize| -> Vec<f64> { (0..trials).map(|t| x[t * pixels + p]).collect() };
+        let other: Vec<f64> = (0..trials).map(|_| rng.random_range(0.0..2.0)).collect();
+        // Neurons: pixel 0, minus pixel 0, an unrelated response.
+        let responses: Vec<f64> = (0..trials)
+            .flat_map(|t| [x[t * pixels], -3.0 * x[t * pixels] + 1.0, other[t]])
+            .collect();
+        let device = Device::flex();
+        let z_r = zscore_columns(&responses, trials, 3, &device);
+        let c = correlations(&z_r, &x, trials, pixels, &device);
+        let pearson = |a: &[f64], b: &[f64]| {
+            let n = a.len() as f64;
+            let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+            let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+            let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+            let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+            cov / (va * vb).sqrt()
+        };
+        assert!((c[0] - 1.0).abs() < 1e-5, "{}", c[0]);
+        assert!((c[pixels] + 1.0).abs() < 1e-5, "{}", c[pixels]);
+        for n in 0..3 {
+            assert_eq!(c[n * pixels + 1], 0.0, "constant pixel");
+        }
+        let expected = pearson(&other, &pixel(2));
+        assert!(
+            (c[2 * pixels + 2] - expected).abs() < 1e-5,
+            "{} vs {expected}",
+            c[2 * pixels + 2]
+        );
     }
 
     #[test]

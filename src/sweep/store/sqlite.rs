@@ -21,6 +21,29 @@ const COLUMNS: &str = "id, sweep, label, kind, config, point, status, run_dir, h
     submitted_at, started_at, finished_at, seconds, epochs, best_epoch, \
     best_validation_correlation, error";
 
+/// How long a writer waits for the others.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Sets the WAL journal mode. Switching needs an exclusive lock, and SQLite answers "database is
+/// locked" at once instead of calling the busy handler when several connections open a new file
+/// together (eight sweep workers starting at once), so this retries for up to [`BUSY_TIMEOUT`].
+fn switch_to_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && start.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating when absent) the database at `path` and applies pending migrations.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
@@ -30,9 +53,8 @@ impl SqliteStore {
         }
         let name = path.display().to_string();
         let conn = Connection::open(path).with_context(|| format!("opening the store {name}"))?;
-        conn.busy_timeout(Duration::from_secs(60))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .with_context(|| format!("{name}: switching to WAL journal"))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        switch_to_wal(&conn).with_context(|| format!("{name}: switching to WAL journal"))?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let mut store = Self { conn, path: name };
         store.migrate()?;

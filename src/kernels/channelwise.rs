@@ -187,43 +187,84 @@ pub fn forward_on(isa: Isa, shape: &ChannelwiseShape, x: &[f32], weight: &[f32])
         shape.batch * shape.in_channels() * shape.in_plane()
     );
     assert_eq!(weight.len(), shape.channels * shape.taps());
-    let (out_h, out_w) = (shape.out_h(), shape.out_w());
-    let out_stride = chunks(out_w) * LANES;
-    let padded = shape.padded_input();
     let mut out = uninit(shape.batch * shape.channels * shape.out_plane());
     out.par_chunks_mut(shape.out_plane())
         .enumerate()
-        .for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(x_pad, acc), (bc, out_plane)| {
-                let (b, c) = (bc / shape.channels, bc % shape.channels);
-                let plane = shape.input_plane_index(b, c) * shape.in_plane();
-                padded.fill(
-                    &x[plane..plane + shape.in_plane()],
-                    shape.in_h,
-                    shape.in_w,
-                    x_pad,
-                );
-                acc.clear();
-                acc.resize(out_h * out_stride, 0.0);
-                let w = &weight[c * shape.taps()..(c + 1) * shape.taps()];
-                correlate::<2>(
-                    isa,
-                    x_pad,
-                    padded.stride,
-                    padded.filled_rows(shape.in_h),
-                    w,
-                    shape.kernel_h,
-                    shape.kernel_w,
-                    acc,
-                    out_stride,
-                    out_h,
-                );
-                write_rows(out_plane, out_w, acc, out_stride);
-            },
-        );
+        .for_each_init(ForwardScratch::default, |scratch, (bc, out_plane)| {
+            let (b, c) = (bc / shape.channels, bc % shape.channels);
+            let plane = shape.input_plane_index(b, c) * shape.in_plane();
+            let src = &x[plane..plane + shape.in_plane()];
+            forward_plane(isa, shape, c, src, weight, scratch, out_plane);
+        });
     // SAFETY: the chunks, one per output plane, cover `out`, and `write_rows` writes each whole.
     unsafe { assume_init(out) }
+}
+
+/// Scratch buffers of one task of the forward pass (reused from plane to plane).
+#[derive(Default)]
+pub(super) struct ForwardScratch {
+    /// The zero-padded input plane.
+    x_pad: Vec<f32>,
+    /// The output plane's rows, `chunks(out_w)·8` wide.
+    acc: Vec<f32>,
+}
+
+/// Output plane `c` of one image from its input plane `src`: the body of [`forward_on`].
+fn forward_plane(
+    isa: Isa,
+    shape: &ChannelwiseShape,
+    c: usize,
+    src: &[f32],
+    weight: &[f32],
+    scratch: &mut ForwardScratch,
+    out_plane: &mut [MaybeUninit<f32>],
+) {
+    let (out_h, out_w) = (shape.out_h(), shape.out_w());
+    let out_stride = chunks(out_w) * LANES;
+    let padded = shape.padded_input();
+    padded.fill(src, shape.in_h, shape.in_w, &mut scratch.x_pad);
+    scratch.acc.clear();
+    scratch.acc.resize(out_h * out_stride, 0.0);
+    let w = &weight[c * shape.taps()..(c + 1) * shape.taps()];
+    correlate::<2>(
+        isa,
+        &scratch.x_pad,
+        padded.stride,
+        padded.filled_rows(shape.in_h),
+        w,
+        shape.kernel_h,
+        shape.kernel_w,
+        &mut scratch.acc,
+        out_stride,
+        out_h,
+    );
+    write_rows(out_plane, out_w, &scratch.acc, out_stride);
+}
+
+/// The forward pass of one image on the calling thread, plane after plane: `x` holds the
+/// image's input planes, `out` receives its `channels` output planes (every value written).
+/// For kernels that run a whole block per image ([`super::depth_separable`]).
+pub(super) fn forward_image(
+    isa: Isa,
+    shape: &ChannelwiseShape,
+    x: &[f32],
+    weight: &[f32],
+    out: &mut [MaybeUninit<f32>],
+    scratch: &mut ForwardScratch,
+) {
+    let isa = runnable(isa);
+    assert!(
+        shape.is_supported(),
+        "unsupported channel-wise conv {shape:?}"
+    );
+    assert_eq!(x.len(), shape.in_channels() * shape.in_plane());
+    assert_eq!(weight.len(), shape.channels * shape.taps());
+    assert_eq!(out.len(), shape.channels * shape.out_plane());
+    for (c, out_plane) in out.chunks_exact_mut(shape.out_plane()).enumerate() {
+        let plane = shape.input_plane_index(0, c) * shape.in_plane();
+        let src = &x[plane..plane + shape.in_plane()];
+        forward_plane(isa, shape, c, src, weight, scratch, out_plane);
+    }
 }
 
 /// Gradient of the loss with respect to `x`, given `grad_out` (`[batch, channels, out_h, out_w]`).

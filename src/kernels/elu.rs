@@ -95,7 +95,7 @@ multiversion!(
 
 multiversion!(
     /// ELU(a·x + b) of a chunk, compiled for `isa`.
-    fn affine_elu_chunk => affine_elu_chunk_body(x: &[f32], a: f32, b: f32, out: &mut [MaybeUninit<f32>])
+    pub(super) fn affine_elu_chunk => affine_elu_chunk_body(x: &[f32], a: f32, b: f32, out: &mut [MaybeUninit<f32>])
 );
 
 #[inline(always)]

@@ -555,3 +555,88 @@ fn pointwise_conv_results_do_not_depend_on_the_thread_count() {
         )
     });
 }
+
+/// The evaluation-mode depth-separable block, image by image, gives the bits of its ops one
+/// after the other (1×1 conv, depthwise conv, 1×1 conv, batch norm + ELU), without and with
+/// autodiff (input gradient too), and burn's numbers within float tolerance; with "same"
+/// padding and without.
+#[test]
+fn depth_separable_eval_gives_the_bits_of_its_ops() {
+    for (pad, h, w) in [(2, 7, 9), (0, 8, 6)] {
+        let (i, c, k) = (3, 5, 5);
+        let x = random([3, i, h, w], 1.0);
+        let filters = [
+            random([c, i, 1, 1], 0.7),
+            random([c, 1, k, k], 0.3),
+            random([c, c, 1, 1], 0.6),
+        ];
+        let gain = TensorData::new(vec![0.5f32, 1.0, 2.0, -1.5, 0.8], [c]);
+        let offset = TensorData::new(vec![0.1f32, -0.3, 0.0, 0.7, -1.0], [c]);
+        let (out_h, out_w) = (h + 2 * pad - k + 1, w + 2 * pad - k + 1);
+        let probe = random([3, c, out_h, out_w], 1.0);
+        let run = |device: &Device, fused_block: bool, kernels: Kernels| {
+            let _kernels = use_kernels(kernels);
+            let x = Tensor::<4>::from_data(x.clone(), device);
+            let x = if device.is_autodiff() {
+                x.require_grad()
+            } else {
+                x
+            };
+            let [w_in, w_dw, w_out] = filters.clone().map(|f| Tensor::<4>::from_data(f, device));
+            let (g, o) = (
+                Tensor::<1>::from_data(gain.clone(), device),
+                Tensor::<1>::from_data(offset.clone(), device),
+            );
+            let y = if fused_block {
+                depth_separable_eval(x.clone(), [w_in, w_dw, w_out], g, o, pad)
+            } else {
+                let y = conv2d(x.clone(), w_in, [0, 0], 1);
+                let y = conv2d(y, w_dw, [pad, pad], c);
+                affine_elu(conv2d(y, w_out, [0, 0], 1), g, o)
+            };
+            let grad = device.is_autodiff().then(|| {
+                let grads = (y.clone() * Tensor::from_data(probe.clone(), device))
+                    .sum()
+                    .backward();
+                x.grad(&grads).expect("input gradient").into_data()
+            });
+            (y.into_data(), grad)
+        };
+        for device in [Device::flex(), Device::flex().autodiff()] {
+            let fused = run(&device, true, Kernels::Fused);
+            let ops = run(&device, false, Kernels::Fused);
+            assert_eq!(fused, ops, "pad {pad}, autodiff: {}", device.is_autodiff());
+            assert_eq!(fused.0.shape().to_vec(), vec![3, c, out_h, out_w]);
+            let values = fused.0.try_to_vec::<f32>().unwrap();
+            assert!(values.iter().any(|&v| v < 0.0) && values.iter().any(|&v| v > 1.0));
+            let burn = run(&device, true, Kernels::Burn);
+            let tolerance = Tolerance::<f32>::rel_abs(1e-4, 1e-5);
+            fused.0.assert_approx_eq(&burn.0, tolerance);
+            if let (Some(a), Some(b)) = (&fused.1, &burn.1) {
+                a.assert_approx_eq(b, tolerance);
+            }
+        }
+    }
+}
+
+/// The block's results do not depend on the thread count (one image per task).
+#[test]
+fn depth_separable_eval_does_not_depend_on_the_thread_count() {
+    let shape = depth_separable::DepthSeparableShape {
+        batch: 5,
+        in_channels: 4,
+        channels: 6,
+        h: 9,
+        w: 11,
+        kernel: 3,
+        pad: 1,
+    };
+    let x = random([5, 4, 9, 11], 1.0).try_to_vec::<f32>().unwrap();
+    let w_in = random([6, 4], 1.0).try_to_vec::<f32>().unwrap();
+    let w_dw = random([6, 3, 3], 1.0).try_to_vec::<f32>().unwrap();
+    let w_out = random([6, 6], 1.0).try_to_vec::<f32>().unwrap();
+    let (gain, offset) = (vec![0.7f32; 6], vec![-0.2f32; 6]);
+    within_one_thread_and_three(|| {
+        depth_separable::forward_eval(&shape, &x, [&w_in, &w_dw, &w_out], &gain, &offset)
+    });
+}

@@ -9,6 +9,8 @@
 //!
 //! - [`pointwise`]: 1×1 convolutions as one matrix product per image (forward, input and filter
 //!   gradients) instead of burn's conv backward through a transposed convolution and im2col.
+//! - [`depth_separable`]: in evaluation mode, a whole depth-separable block (1×1, depthwise,
+//!   1×1, batch norm, ELU) image by image, its intermediates in cache instead of memory.
 //! - [`isa`]: the instruction set (AVX-512, AVX2 + FMA, portable) the kernels run on, chosen at
 //!   run time.
 //!
@@ -27,7 +29,8 @@
 //!   buffers that are either zeroed by all threads rather than by the calling one, or, where a
 //!   kernel writes every value, not zeroed at all.
 //!
-//! [`conv2d`], [`elu`], [`batch_norm_train`] and [`batch_norm_elu_train`] are the entry points the model uses: they take
+//! [`conv2d`], [`elu`], [`batch_norm_train`], [`batch_norm_elu_train`] and
+//! [`depth_separable_eval`] are the entry points the model uses: they take
 //! the fast path where it applies and fall back to burn's ops everywhere else (other shapes,
 //! dtypes or devices), so callers never need to know which one ran. [`bilinear_readout`] is the
 //! fast path alone; `model::readout::bilinear` falls back to its own burn-op composition where
@@ -39,6 +42,7 @@ pub mod batch_norm;
 pub mod batch_norm_op;
 pub mod channelwise;
 mod correlate;
+pub mod depth_separable;
 pub mod elu;
 pub mod extension;
 pub mod factorized;
@@ -60,6 +64,7 @@ use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::module::{self, BatchNormTrainOutput};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor};
+use depth_separable::DepthSeparableEvalBackend;
 use elu::{AffineEluBackend, EluBackend};
 use extension::ChannelwiseConvBackend;
 use factorized::FactorizedReadoutBackend;
@@ -225,6 +230,60 @@ pub fn affine_elu<const D: usize>(x: Tensor<D>, gain: Tensor<1>, offset: Tensor<
     let mut per_channel = [1; D];
     per_channel[1] = channels;
     elu(x * gain.reshape(per_channel) + offset.reshape(per_channel))
+}
+
+/// A depth-separable core block in evaluation mode: `ELU(gain[c]·y[c] + offset[c])` with `y` the
+/// 1×1 conv `w_out` of the depthwise conv `w_dw` (zero padding `pad`) of the 1×1 conv `w_in` of
+/// `x` (filters `[channels, in_channels, 1, 1]`, `[channels, 1, k, k]`, `[channels, channels, 1,
+/// 1]`; `gain` and `offset` the running-statistics batch norm folded, `[channels]`). On flex
+/// (f32) image by image with the intermediates in cache ([`depth_separable`]), the same numbers
+/// as the ops one after the other, which run everywhere else.
+pub fn depth_separable_eval(
+    x: Tensor<4>,
+    [w_in, w_dw, w_out]: [Tensor<4>; 3],
+    gain: Tensor<1>,
+    offset: Tensor<1>,
+    pad: usize,
+) -> Tensor<4> {
+    let dtypes = [
+        x.dtype(),
+        w_in.dtype(),
+        w_dw.dtype(),
+        w_out.dtype(),
+        gain.dtype(),
+        offset.dtype(),
+    ];
+    let [channels, in_channels, _, _] = w_in.dims();
+    let shape = depth_separable::shape_of(x.dims(), w_dw.dims(), pad);
+    let [_, per_group, kh, kw] = w_dw.dims();
+    let fits = is_pointwise(&w_in, [0, 0], 1)
+        && is_pointwise(&w_out, [0, 0], 1)
+        && x.dims()[1] == in_channels
+        && w_dw.dims()[0] == channels
+        && per_group == 1
+        && kh == kw
+        && w_out.dims()[..2] == [channels, channels]
+        && gain.dims() == [channels]
+        && offset.dims() == [channels]
+        && shape.is_supported();
+    if enabled() && on_flex(&x) && dtypes == [DType::F32; 6] && fits && x.shape().num_elements() > 0
+    {
+        return Tensor::from_dispatch(
+            <Dispatch as DepthSeparableEvalBackend>::depth_separable_eval(
+                x.into_dispatch(),
+                w_in.into_dispatch(),
+                w_dw.into_dispatch(),
+                w_out.into_dispatch(),
+                gain.into_dispatch(),
+                offset.into_dispatch(),
+                pad,
+            ),
+        );
+    }
+    let groups = w_dw.dims()[0];
+    let y = conv2d(x, w_in, [0, 0], 1);
+    let y = conv2d(y, w_dw, [pad, pad], groups);
+    affine_elu(conv2d(y, w_out, [0, 0], 1), gain, offset)
 }
 
 /// Training-mode batch norm of `x` `[batch, channels, ...]` with per-channel `scale` γ and

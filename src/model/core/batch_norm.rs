@@ -80,7 +80,7 @@ impl BatchNorm2d {
     /// `x·gain + offset` with gain = scale/√(running var + ε) and offset = shift − running
     /// mean·gain: two passes over the map instead of the four of (x − mean) / √(var + ε) ·
     /// scale + shift; the result differs from that form by rounding only.
-    fn eval_gain_and_offset(&self) -> (Tensor<1>, Tensor<1>) {
+    pub fn eval_gain_and_offset(&self) -> (Tensor<1>, Tensor<1>) {
         let mean = self.running_mean.val().detach();
         let var = self.running_var.val().detach();
         let (scale, shift) = self.scale_and_shift(&mean);

@@ -117,6 +117,21 @@ pub struct DepthSeparableConv2d {
 }
 
 impl DepthSeparableConv2d {
+    /// No biases, no dilation and no padding of the 1×1 convs: the block
+    /// [`crate::kernels::depth_separable_eval`] computes.
+    fn is_plain(&self) -> bool {
+        let convs = [
+            &self.in_depth_conv,
+            &self.spatial_conv,
+            &self.out_depth_conv,
+        ];
+        convs.iter().all(|c| c.bias.is_none() && c.dilation == 1)
+            && [&self.in_depth_conv, &self.out_depth_conv]
+                .iter()
+                .all(|c| c.padding == 0 && c.groups == 1)
+            && self.spatial_conv.groups == self.spatial_conv.weight.dims()[0]
+    }
+
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self.in_depth_conv.forward(x);
         let x = self.spatial_conv.forward(x);
@@ -186,6 +201,25 @@ impl CoreBlock {
 
     /// Evaluation mode: batch norm with running statistics.
     pub fn forward_eval(&self, x: Tensor<4>) -> Tensor<4> {
+        // A depth-separable block with batch norm and a plain ELU image by image.
+        if let (Some(ds), Some(norm), Some(act)) = (&self.ds_conv, &self.norm, &self.activation)
+            && act.xshift == 0.0
+            && ds.is_plain()
+        {
+            let (gain, offset) = norm.eval_gain_and_offset();
+            let filters = [
+                ds.in_depth_conv.weight.val(),
+                ds.spatial_conv.weight.val(),
+                ds.out_depth_conv.weight.val(),
+            ];
+            let pad = ds.spatial_conv.padding;
+            let y = crate::kernels::depth_separable_eval(x, filters, gain, offset, pad);
+            return if act.yshift != 0.0 {
+                y.add_scalar(act.yshift)
+            } else {
+                y
+            };
+        }
         let x = self.convolve(x);
         match (&self.norm, &self.activation) {
             // Batch norm and a plain ELU in one pass.

@@ -398,8 +398,9 @@ mod tests {
         assert!(found[0] != centre, "two trials map: {found:?}");
     }
 
-    /// Blank (uniform grey) trials, common between stimulus blocks, have no contrast at all;
-    /// they neither poison the maps nor move a neuron driven by one pixel's contrast.
+    /// Blank trials (a grey screen between stimulus blocks: exactly 0 in z-scored images) have
+    /// no contrast at all; they neither poison the maps (no 0/0 in the contrast normalisation)
+    /// nor move a neuron driven by one pixel's contrast.
     #[test]
     fn blank_trials_do_not_disturb_the_map() {
         let (h, w, trials, blank) = (9, 12, 60, 12);
@@ -407,7 +408,7 @@ mod tests {
         let mut images: Vec<f32> = (0..trials * h * w)
             .map(|_| rng.random_range(-1.0..1.0))
             .collect();
-        images[..blank * h * w].fill(0.3);
+        images[..blank * h * w].fill(0.0);
         let responses: Vec<f32> = (0..trials)
             .map(|t| images[t * h * w + 2 * w + 3].abs())
             .collect();

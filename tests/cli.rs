@@ -352,6 +352,55 @@ fn demo_quick_reports_model_beside_ground_truth() {
     assert!(model > 0.1, "{text}");
 }
 
+/// `bench --versus-threads` times both thread counts on alternating steps and reports the
+/// speed-up as a ratio of their times; a zero count is refused by name.
+#[test]
+fn bench_versus_threads_reports_the_speedup_on_alternating_steps() {
+    let tiny = [
+        "bench",
+        "--preset",
+        "lurz2020",
+        "--batch",
+        "2",
+        "--neurons",
+        "4",
+    ];
+    let out = run_ok(cortexfit().args(tiny).args([
+        "--steps",
+        "3",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+        "--versus-threads",
+        "2",
+    ]));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["threads"], 1, "{report}");
+    assert_eq!(report["versus_threads"], 2, "{report}");
+    for key in [
+        "train_step_ms_median",
+        "eval_batch_ms_median",
+        "versus_train_step_ms_median",
+        "versus_eval_batch_ms_median",
+        "speedup_train",
+        "speedup_eval",
+    ] {
+        let v = report[key].as_f64().unwrap_or(f64::NAN);
+        assert!(v.is_finite() && v > 0.0, "{key}: {report}");
+    }
+    let refused = cortexfit()
+        .args(tiny)
+        .args(["--steps", "1", "--versus-threads", "0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("--versus-threads must be at least 1"),
+        "{stderr}"
+    );
+}
+
 #[path = "cli/transfer.rs"]
 mod transfer;
 

@@ -57,6 +57,13 @@ pub struct Args {
     /// best this CPU has; reported as `isa` in the output).
     #[arg(long, value_parser = parse_isa)]
     pub isa: Option<Isa>,
+    /// Also time every step with this many threads, alternating step by step with `--threads`
+    /// so that both settings see the same machine (a VM's speed drifts by tens of percent
+    /// within minutes), and report the speed-up of `--threads` over it as the median of the
+    /// per-step time ratios (`--threads 2 --versus-threads 1`: the 2-thread scaling). Both
+    /// settings then run on pools of their own (`threads` reports the first).
+    #[arg(long)]
+    pub versus_threads: Option<usize>,
 }
 
 fn parse_isa(name: &str) -> Result<Isa, String> {
@@ -89,6 +96,69 @@ fn median(mut v: Vec<f64>) -> f64 {
         v[n / 2]
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Step `i` with `--threads`, and with `--versus-threads` where `pools` are given (a pool of
+/// each size; both settings then run their steps on a worker of their own pool, the same way).
+/// The two run back to back, in turn first and second, so that neither always finds the state
+/// the other leaves (freed memory, warm caches): always second, a 1-thread step measured ~6 %
+/// faster than the same step first.
+fn alternate<S, V>(
+    i: usize,
+    step: &mut S,
+    pools: Option<&[rayon::ThreadPool; 2]>,
+    in_pool: &V,
+) -> (Timing, Option<Timing>)
+where
+    S: FnMut() -> Timing + Send,
+    V: Fn(&rayon::ThreadPool, &mut (dyn FnMut() -> Timing + Send)) -> Timing,
+{
+    match pools {
+        None => (step(), None),
+        Some([main, versus]) if i.is_multiple_of(2) => {
+            let first = in_pool(main, step);
+            (first, Some(in_pool(versus, step)))
+        }
+        Some([main, versus]) => {
+            let first = in_pool(versus, step);
+            (in_pool(main, step), Some(first))
+        }
+    }
+}
+
+/// The median over steps of `numerator[i] / denominator[i]` (each pair timed back to back).
+fn median_ratio(numerator: &[f64], denominator: &[f64]) -> f64 {
+    median(
+        numerator
+            .iter()
+            .zip(denominator)
+            .map(|(a, b)| a / b)
+            .collect(),
+    )
+}
+
+/// One timed step: milliseconds in all, per part (training: forward, backward, Adam), its loss.
+#[derive(Default)]
+struct Timing {
+    total: f64,
+    parts: [f64; 3],
+    loss: f64,
+}
+
+/// The timed steps of one setting.
+#[derive(Default)]
+struct Timings {
+    total: Vec<f64>,
+    parts: [Vec<f64>; 3],
+}
+
+impl Timings {
+    fn push(&mut self, t: Timing) {
+        self.total.push(t.total);
+        for (all, part) in self.parts.iter_mut().zip(t.parts) {
+            all.push(part);
+        }
     }
 }
 
@@ -144,7 +214,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             rf_centers_px: None,
         }],
     };
-    let mut model = Encoder::init(&config, &facts, args.seed, &device)
+    let model = Encoder::init(&config, &facts, args.seed, &device)
         .with_context(|| format!("building preset `{}`", args.preset))?;
     let n_params = model.num_params();
 
@@ -180,48 +250,94 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut noise = SamplingRng::seed_from_u64(args.seed);
     let (x, y, beh, pupil_t) = batch_on(&device);
     let scale = loss_scale(b, b, trainer.scale_loss);
-    let mut train_ms = Vec::with_capacity(args.steps);
-    let (mut forward_ms, mut backward_ms, mut adam_ms) = (Vec::new(), Vec::new(), Vec::new());
+    let pool = |n: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .with_context(|| format!("building a pool of {n} threads"))
+    };
+    let pools = match args.versus_threads {
+        Some(n) => {
+            anyhow::ensure!(n >= 1, "--versus-threads must be at least 1");
+            Some([pool(threads)?, pool(n)?])
+        }
+        None => None,
+    };
+    // Runs `f` on a worker of `pool`, with this thread's kernel and ISA choices (both are per
+    // thread; the CPU already accepted `isa` above).
+    let in_pool = |pool: &rayon::ThreadPool, f: &mut (dyn FnMut() -> Timing + Send)| {
+        pool.install(|| {
+            let _kernels = crate::kernels::use_kernels(kernels);
+            let _isa = crate::kernels::use_isa(isa).ok();
+            f()
+        })
+    };
+    let mut train = Timings::default();
+    let mut versus_train = Timings::default();
     let mut losses = Vec::new();
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
-    for step in 0..args.warmup + args.steps {
-        let start = Instant::now();
-        let batch = BatchTensors {
-            images: x.clone(),
-            responses: y.clone(),
-            behavior: beh.clone(),
-            pupil_center: pupil_t.clone(),
+    let mut model = Some(model);
+    {
+        let mut step = || {
+            let start = Instant::now();
+            let mut m = model.take().expect("put back after every step");
+            let batch = BatchTensors {
+                images: x.clone(),
+                responses: y.clone(),
+                behavior: beh.clone(),
+                pupil_center: pupil_t.clone(),
+            };
+            let out = batch_objective(&mut m, 0, batch, scale, &mut noise);
+            // Reading values back waits for all queued work (asynchronous backends).
+            let loss = scalar(&out.objective);
+            let forward = ms(start);
+            let t = Instant::now();
+            let grads = GradientsParams::from_grads(out.objective.backward(), &m);
+            let backward = ms(t);
+            let t = Instant::now();
+            let m = optimizer_step(&mut optim, trainer.lr, m, grads);
+            let _ = m.readout.regularizer(0).into_data();
+            let adam = ms(t);
+            model = Some(m);
+            Timing {
+                total: ms(start),
+                parts: [forward, backward, adam],
+                loss,
+            }
         };
-        let out = batch_objective(&mut model, 0, batch, scale, &mut noise);
-        // Reading values back waits for all queued work (asynchronous backends).
-        let loss_value = scalar(&out.objective);
-        let forward = ms(start);
-        let t = Instant::now();
-        let grads = GradientsParams::from_grads(out.objective.backward(), &model);
-        let backward = ms(t);
-        let t = Instant::now();
-        model = optimizer_step(&mut optim, trainer.lr, model, grads);
-        let _ = model.readout.regularizer(0).into_data();
-        let adam = ms(t);
-        if step >= args.warmup {
-            train_ms.push(ms(start));
-            forward_ms.push(forward);
-            backward_ms.push(backward);
-            adam_ms.push(adam);
+        for i in 0..args.warmup + args.steps {
+            let (main, other) = alternate(i, &mut step, pools.as_ref(), &in_pool);
+            losses.push(main.loss);
+            if i >= args.warmup {
+                train.push(main);
+                if let Some(other) = other {
+                    versus_train.push(other);
+                }
+            }
         }
-        losses.push(loss_value);
     }
 
     // Evaluation batches: running statistics, mean positions, no autodiff.
-    let eval_model = model.valid();
+    let eval_model = model.expect("put back after every step").valid();
     let (x, _, beh, pupil_t) = batch_on(&plain);
-    let mut eval_ms = Vec::with_capacity(args.steps);
-    for step in 0..args.warmup + args.steps {
+    let mut eval = Timings::default();
+    let mut versus_eval = Timings::default();
+    let mut step = || {
         let start = Instant::now();
         let pred = eval_model.forward_eval(x.clone(), 0, beh.clone(), pupil_t.clone());
         let _ = pred.into_data();
-        if step >= args.warmup {
-            eval_ms.push(start.elapsed().as_secs_f64() * 1e3);
+        Timing {
+            total: ms(start),
+            ..Timing::default()
+        }
+    };
+    for i in 0..args.warmup + args.steps {
+        let (main, other) = alternate(i, &mut step, pools.as_ref(), &in_pool);
+        if i >= args.warmup {
+            eval.push(main);
+            if let Some(other) = other {
+                versus_eval.push(other);
+            }
         }
     }
 
@@ -239,16 +355,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "parameters": n_params,
         "warmup": args.warmup,
         "steps": args.steps,
-        "train_step_ms_median": median(train_ms.clone()),
-        "train_step_ms_min": train_ms.iter().cloned().fold(f64::INFINITY, f64::min),
-        "train_forward_ms_median": median(forward_ms),
-        "train_backward_ms_median": median(backward_ms),
-        "train_adam_ms_median": median(adam_ms),
-        "eval_batch_ms_median": median(eval_ms.clone()),
-        "eval_batch_ms_min": eval_ms.iter().cloned().fold(f64::INFINITY, f64::min),
+        "train_step_ms_median": median(train.total.clone()),
+        "train_step_ms_min": train.total.iter().cloned().fold(f64::INFINITY, f64::min),
+        "train_forward_ms_median": median(train.parts[0].clone()),
+        "train_backward_ms_median": median(train.parts[1].clone()),
+        "train_adam_ms_median": median(train.parts[2].clone()),
+        "eval_batch_ms_median": median(eval.total.clone()),
+        "eval_batch_ms_min": eval.total.iter().cloned().fold(f64::INFINITY, f64::min),
         "loss_first": losses.first(),
         "loss_last": losses.last(),
     });
+    let mut report = report;
+    if let Some(n) = args.versus_threads {
+        let extra = serde_json::json!({
+            "versus_threads": n,
+            "versus_train_step_ms_median": median(versus_train.total.clone()),
+            "versus_eval_batch_ms_median": median(versus_eval.total.clone()),
+            "speedup_train": median_ratio(&versus_train.total, &train.total),
+            "speedup_eval": median_ratio(&versus_eval.total, &eval.total),
+        });
+        for (key, value) in extra.as_object().expect("an object") {
+            report[key] = value.clone();
+        }
+    }
     println!("{report}");
     Ok(())
 }

@@ -4,11 +4,14 @@
 //!
 //! These convolutions have almost no reuse across channels, so im2col + matrix multiply (burn's
 //! generic path, and its backward through transposed / grouped convolutions) spends its time
-//! copying patches. Here all three passes are one operation, a 2-D cross-correlation of a
-//! zero-padded plane with a small kernel ([`correlate`]):
+//! copying patches. Here the forward pass and the input gradient are one operation, a 2-D
+//! cross-correlation of a zero-padded plane with a small kernel ([`correlate`]):
 //! - forward: the padded input plane with the filter;
-//! - input gradient: the padded output gradient with the flipped filter;
-//! - filter gradient: the padded input plane with the output gradient as the "kernel".
+//! - input gradient: the padded output gradient with the flipped filter.
+//!
+//! The filter gradient, a correlation of the input with a "kernel" as large as the output
+//! gradient, has a kernel of its own that vectorises along the output columns instead
+//! ([`super::filter_grad`]).
 //!
 //! [`correlate`] keeps a block of rows × column chunks of the result in registers while it runs
 //! over the source rows and kernel columns: each unaligned load of a source chunk feeds a fused
@@ -28,6 +31,7 @@ use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 use super::correlate::{LANES, correlate};
+use super::filter_grad::filter_grad;
 use super::isa::Isa;
 use super::memory::{assume_init, uninit};
 
@@ -98,18 +102,19 @@ fn runnable(isa: Isa) -> Isa {
     }
 }
 
-/// Scratch layout for one plane: the zero-padded input (forward and filter gradient) or output
-/// gradient (input gradient), with row stride wide enough for every full-chunk read.
-struct Padded {
-    rows: usize,
-    stride: usize,
-    top: usize,
-    left: usize,
+/// Scratch layout for one plane: the zero-padded input (forward pass) or output gradient (input
+/// gradient; the filter gradient has its own), with row stride wide enough for every full-chunk
+/// read.
+pub(super) struct Padded {
+    pub(super) rows: usize,
+    pub(super) stride: usize,
+    pub(super) top: usize,
+    pub(super) left: usize,
 }
 
 impl Padded {
     /// The rows a filled `h`-row plane occupies (all others are zero padding).
-    fn filled_rows(&self, h: usize) -> std::ops::Range<usize> {
+    pub(super) fn filled_rows(&self, h: usize) -> std::ops::Range<usize> {
         self.top..self.top + h
     }
 
@@ -117,7 +122,7 @@ impl Padded {
     ///
     /// A buffer of the right size (the previous plane of the same layout, in the same task) only
     /// has its padding cleared: the plane's own values are all overwritten.
-    fn fill(&self, src: &[f32], h: usize, w: usize, buf: &mut Vec<f32>) {
+    pub(super) fn fill(&self, src: &[f32], h: usize, w: usize, buf: &mut Vec<f32>) {
         let len = self.rows * self.stride;
         if buf.len() != len {
             buf.clear();
@@ -139,12 +144,11 @@ impl Padded {
 }
 
 impl ChannelwiseShape {
-    /// The padded input plane, wide enough for the forward pass and the filter gradient.
+    /// The padded input plane of the forward pass.
     fn padded_input(&self) -> Padded {
         Padded {
             rows: self.in_h + 2 * self.pad_h,
-            stride: (chunks(self.out_w()) * LANES + self.kernel_w - 1)
-                .max(chunks(self.kernel_w) * LANES + self.out_w() - 1),
+            stride: chunks(self.out_w()) * LANES + self.kernel_w - 1,
             top: self.pad_h,
             left: self.pad_w,
         }
@@ -363,61 +367,11 @@ pub fn weight_grad(shape: &ChannelwiseShape, x: &[f32], grad_out: &[f32]) -> Vec
 
 /// [`weight_grad`] on the path `isa` (the portable one where this CPU lacks it).
 pub fn weight_grad_on(isa: Isa, shape: &ChannelwiseShape, x: &[f32], grad_out: &[f32]) -> Vec<f32> {
-    let isa = runnable(isa);
     assert!(
         shape.is_supported(),
         "unsupported channel-wise conv {shape:?}"
     );
-    assert_eq!(
-        x.len(),
-        shape.batch * shape.in_channels() * shape.in_plane()
-    );
-    assert_eq!(
-        grad_out.len(),
-        shape.batch * shape.channels * shape.out_plane()
-    );
-    let (kernel_h, kernel_w) = (shape.kernel_h, shape.kernel_w);
-    let acc_stride = chunks(kernel_w) * LANES;
-    let padded = shape.padded_input();
-    let mut grad_w = vec![0.0f32; shape.channels * shape.taps()];
-    grad_w
-        .par_chunks_mut(shape.taps())
-        .enumerate()
-        .for_each(|(c, gw)| {
-            let mut x_pad = Vec::new();
-            let mut acc = vec![0.0f32; kernel_h * acc_stride];
-            for b in 0..shape.batch {
-                let plane = shape.input_plane_index(b, c) * shape.in_plane();
-                padded.fill(
-                    &x[plane..plane + shape.in_plane()],
-                    shape.in_h,
-                    shape.in_w,
-                    &mut x_pad,
-                );
-                let g0 = (b * shape.channels + c) * shape.out_plane();
-                let g = &grad_out[g0..g0 + shape.out_plane()];
-                // The output gradient plays the filter: Σ_{oh,ow} g[oh,ow] · x_pad[kh+oh, kw+ow].
-                correlate::<4>(
-                    isa,
-                    &x_pad,
-                    padded.stride,
-                    padded.filled_rows(shape.in_h),
-                    g,
-                    shape.out_h(),
-                    shape.out_w(),
-                    &mut acc,
-                    acc_stride,
-                    kernel_h,
-                );
-            }
-            for (dst, src) in gw
-                .chunks_exact_mut(kernel_w)
-                .zip(acc.chunks_exact(acc_stride))
-            {
-                dst.copy_from_slice(&src[..kernel_w]);
-            }
-        });
-    grad_w
+    filter_grad(runnable(isa), shape, x, grad_out)
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ pub mod depth_separable;
 pub mod elu;
 pub mod extension;
 pub mod factorized;
+mod filter_grad;
 pub mod isa;
 mod matmul;
 pub mod memory;

@@ -9,9 +9,10 @@
 //!
 //! What differs between the paths:
 //! - the channel-wise convolutions ([`super::channelwise`]) have hand-written register blocks
-//!   per path (16-lane `zmm`, 8-lane `ymm` with fused multiply-add, scalar); AVX-512 and AVX2
-//!   accumulate every output in the same order with fused multiply-adds and agree bit for bit,
-//!   the portable path rounds products separately (differences at float rounding level);
+//!   per path (16-lane `zmm`, 8-lane `ymm` with fused multiply-add, scalar; the filter gradient
+//!   has 8-lane sums, and AVX-512 CPUs run its AVX2 block); AVX-512 and AVX2 accumulate every
+//!   output in the same order with fused multiply-adds and agree bit for bit, the portable path
+//!   rounds products separately (differences at float rounding level);
 //! - ELU, batch norm and the readouts' gathers are written once with fixed 8-lane summation
 //!   orders and compiled per path, so every path gives the same numbers and the wider vectors
 //!   only change the speed.

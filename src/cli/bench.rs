@@ -175,6 +175,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "--batch must be at least 2 (batch norm needs 2 images)"
     );
     anyhow::ensure!(args.neurons >= 1, "--neurons must be at least 1");
+    anyhow::ensure!(
+        args.versus_threads != Some(0),
+        "--versus-threads must be at least 1"
+    );
     let [h, w]: [usize; 2] = args
         .image_size
         .clone()
@@ -257,10 +261,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("building a pool of {n} threads"))
     };
     let pools = match args.versus_threads {
-        Some(n) => {
-            anyhow::ensure!(n >= 1, "--versus-threads must be at least 1");
-            Some([pool(threads)?, pool(n)?])
-        }
+        Some(n) => Some([pool(threads)?, pool(n)?]),
         None => None,
     };
     // Runs `f` on a worker of `pool`, with this thread's kernel and ISA choices (both are per

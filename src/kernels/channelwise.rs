@@ -69,17 +69,17 @@ impl ChannelwiseShape {
     pub fn in_channels(&self) -> usize {
         if self.shared_input { 1 } else { self.channels }
     }
-    fn in_plane(&self) -> usize {
+    pub(super) fn in_plane(&self) -> usize {
         self.in_h * self.in_w
     }
-    fn out_plane(&self) -> usize {
+    pub(super) fn out_plane(&self) -> usize {
         self.out_h() * self.out_w()
     }
-    fn taps(&self) -> usize {
+    pub(super) fn taps(&self) -> usize {
         self.kernel_h * self.kernel_w
     }
     /// Index of the input plane read by output plane (`b`, `c`).
-    fn input_plane_index(&self, b: usize, c: usize) -> usize {
+    pub(super) fn input_plane_index(&self, b: usize, c: usize) -> usize {
         if self.shared_input {
             b
         } else {

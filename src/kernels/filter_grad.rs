@@ -46,11 +46,11 @@ pub(super) fn filter_grad(
     grad_out: &[f32],
 ) -> Vec<f32> {
     assert!(isa.is_supported(), "{isa} kernels on a CPU without them");
-    let (in_plane, out_plane) = (shape.in_h * shape.in_w, shape.out_h() * shape.out_w());
+    let (in_plane, out_plane) = (shape.in_plane(), shape.out_plane());
     assert_eq!(x.len(), shape.batch * shape.in_channels() * in_plane);
     assert_eq!(grad_out.len(), shape.batch * shape.channels * out_plane);
     let layout = Layout::new(shape);
-    let taps = shape.kernel_h * shape.kernel_w;
+    let taps = shape.taps();
     let mut grad_w = vec![0.0f32; shape.channels * taps];
     grad_w
         .par_chunks_mut(taps)
@@ -59,11 +59,7 @@ pub(super) fn filter_grad(
             let (mut x_pad, mut g_pad) = (Vec::new(), Vec::new());
             let mut acc = vec![0.0f32; taps * LANES];
             for b in 0..shape.batch {
-                let plane = if shape.shared_input {
-                    b
-                } else {
-                    b * shape.channels + c
-                };
+                let plane = shape.input_plane_index(b, c);
                 let src = &x[plane * in_plane..(plane + 1) * in_plane];
                 layout.input.fill(src, shape.in_h, shape.in_w, &mut x_pad);
                 let g0 = (b * shape.channels + c) * out_plane;

@@ -13,7 +13,7 @@
 
 use cortexfit::kernels::Isa;
 use cortexfit::kernels::channelwise::{
-    ChannelwiseShape, forward_on, input_grad_on, weight_grad_on,
+    ChannelwiseShape, fft_backward_on, fft_forward_on, forward_on, input_grad_on, weight_grad_on,
 };
 use cortexfit::kernels::pointwise::{self, PointwiseShape};
 
@@ -121,6 +121,43 @@ fn main() {
                 cell(forward),
                 cell(input),
                 cell(filter)
+            );
+        }
+        if s.shared_input {
+            continue;
+        }
+        // The FFT path (rates are the direct sum's FLOPs over the time taken), and both
+        // gradients in one call as training asks for them.
+        for isa in Isa::supported() {
+            let backward = |want: [bool; 2]| {
+                best_of_7(|| {
+                    drop(std::hint::black_box(fft_backward_on(
+                        isa,
+                        &s,
+                        (&x, &w, &g),
+                        want[0],
+                        want[1],
+                    )))
+                })
+            };
+            let forward = best_of_7(|| drop(std::hint::black_box(fft_forward_on(isa, &s, &x, &w))));
+            let (input, filter, both) = (
+                backward([true, false]),
+                backward([false, true]),
+                backward([true, true]),
+            );
+            println!(
+                "| {name:<16} | {:<8} | {:>20} | {:>20} | {:>20} |",
+                format!("fft {}", isa.name()),
+                cell(forward),
+                cell(input),
+                cell(filter)
+            );
+            println!(
+                "| {name:<16} | {:<8} | {:>20} | {:>43} |",
+                format!("fft {}", isa.name()),
+                "",
+                format!("both gradients in one call: {}", cell(both)),
             );
         }
     }

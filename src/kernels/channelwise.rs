@@ -25,12 +25,16 @@
 //! planes with rayon, and every sum runs in a fixed order: results do not depend on the thread
 //! count, and the AVX-512 and AVX2 paths give the same bits.
 //!
+//! [`forward_auto`] and [`backward_auto`], which the burn op calls, send depthwise convs with
+//! large filters to [`super::fft_conv`] instead (where [`super::fft_conv::pays`]).
+//!
 //! Stride 1, no dilation, zero padding, f32, contiguous NCHW slices.
 
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 use super::correlate::{LANES, correlate};
+use super::fft_conv;
 use super::filter_grad::filter_grad;
 use super::isa::Isa;
 use super::memory::{assume_init, uninit};
@@ -169,6 +173,51 @@ impl ChannelwiseShape {
             && self.in_h + 2 * self.pad_h >= self.kernel_h
             && self.in_w + 2 * self.pad_w >= self.kernel_w
     }
+}
+
+/// Forward pass on the fastest method for `shape`: through the FFT for depthwise convs with
+/// large filters ([`super::fft_conv::pays`]), else [`forward_on`] the active path.
+pub fn forward_auto(shape: &ChannelwiseShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    let isa = runnable(Isa::active());
+    if fft_conv::pays(shape) {
+        fft_conv::forward(isa, shape, x, weight)
+    } else {
+        forward_on(isa, shape, x, weight)
+    }
+}
+
+/// Input gradient (with `want_input`) and filter gradient (with `want_filter`) on the fastest
+/// method for `shape`, as [`forward_auto`] chooses it.
+pub fn backward_auto(
+    shape: &ChannelwiseShape,
+    (x, weight, grad_out): (&[f32], &[f32], &[f32]),
+    want_input: bool,
+    want_filter: bool,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    let isa = runnable(Isa::active());
+    if fft_conv::pays(shape) {
+        return fft_conv::backward(isa, shape, (x, weight, grad_out), want_input, want_filter);
+    }
+    (
+        want_input.then(|| input_grad_on(isa, shape, weight, grad_out)),
+        want_filter.then(|| weight_grad_on(isa, shape, x, grad_out)),
+    )
+}
+
+/// The FFT path's forward pass (depthwise convs only), for benchmarks and tests.
+pub fn fft_forward_on(isa: Isa, shape: &ChannelwiseShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    fft_conv::forward(runnable(isa), shape, x, weight)
+}
+
+/// The FFT path's gradients (depthwise convs only), for benchmarks and tests.
+pub fn fft_backward_on(
+    isa: Isa,
+    shape: &ChannelwiseShape,
+    operands: (&[f32], &[f32], &[f32]),
+    want_input: bool,
+    want_filter: bool,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    fft_conv::backward(runnable(isa), shape, operands, want_input, want_filter)
 }
 
 /// Forward pass: `out[b,c] = Σ_taps w[c,kh,kw] · x[b, c|0, oh+kh-pad_h, ow+kw-pad_w]`.

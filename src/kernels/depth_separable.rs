@@ -12,7 +12,10 @@
 //! Every step is the same kernel with the same summation order as the op-by-op path (the
 //! `gemm` products of [`super::pointwise`], the channel-wise correlation of
 //! [`super::channelwise`], the folded batch norm + ELU of [`super::elu`]), so the result is the
-//! same bits.
+//! same bits — except for filters large enough that the op-by-op path takes the FFT
+//! ([`super::fft_conv`]; 13×13 at the lurz2020 shapes): there the fused block keeps the direct
+//! sum (per image, where the FFT's two-image packing does not apply) and the two differ at float
+//! rounding level.
 
 use std::mem::MaybeUninit;
 

@@ -71,7 +71,7 @@ impl ChannelwiseConvBackend for Flex {
         pad_w: usize,
     ) -> FlexTensor {
         let shape = shape_of(&x, &weight, pad_h, pad_w);
-        let out = channelwise::forward(&shape, &values(&x), &values(&weight));
+        let out = channelwise::forward_auto(&shape, &values(&x), &values(&weight));
         flex_tensor(
             out,
             [shape.batch, shape.channels, shape.out_h(), shape.out_w()],
@@ -100,14 +100,17 @@ impl Backward<Flex, 2> for ChannelwiseConvBackward {
         let weight = checkpointer.retrieve_node_output::<FlexTensor>(weight_state);
         let shape = shape_of(&x, &weight, pad_h, pad_w);
         let grad_out = values(&grad_out);
-
-        if let Some(node) = node_x {
-            let grad = channelwise::input_grad(&shape, &values(&weight), &grad_out);
+        let (grad_x, grad_w) = channelwise::backward_auto(
+            &shape,
+            (&values(&x), &values(&weight), &grad_out),
+            node_x.is_some(),
+            node_weight.is_some(),
+        );
+        if let (Some(node), Some(grad)) = (node_x, grad_x) {
             let dims = [shape.batch, shape.in_channels(), shape.in_h, shape.in_w];
             grads.register::<Flex>(node.id, flex_tensor(grad, dims));
         }
-        if let Some(node) = node_weight {
-            let grad = channelwise::weight_grad(&shape, &values(&x), &grad_out);
+        if let (Some(node), Some(grad)) = (node_weight, grad_w) {
             let dims = [shape.channels, 1, shape.kernel_h, shape.kernel_w];
             grads.register::<Flex>(node.id, flex_tensor(grad, dims));
         }

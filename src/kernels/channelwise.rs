@@ -175,11 +175,18 @@ impl ChannelwiseShape {
     }
 }
 
-/// Forward pass on the fastest method for `shape`: through the FFT for depthwise convs with
-/// large filters ([`super::fft_conv::pays`]), else [`forward_on`] the active path.
-pub fn forward_auto(shape: &ChannelwiseShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
+/// Forward pass on the fastest method for `shape`: with `pair_images`, through the FFT for
+/// large filters ([`super::fft_conv::pays`]; two images per transform, so each image's values
+/// depend on its partner's at float rounding level), else [`forward_on`] the active path (each
+/// image on its own).
+pub fn forward_auto(
+    shape: &ChannelwiseShape,
+    x: &[f32],
+    weight: &[f32],
+    pair_images: bool,
+) -> Vec<f32> {
     let isa = runnable(Isa::active());
-    if fft_conv::pays(shape) {
+    if pair_images && fft_conv::pays(shape) {
         fft_conv::forward(isa, shape, x, weight)
     } else {
         forward_on(isa, shape, x, weight)
@@ -193,10 +200,21 @@ pub fn backward_auto(
     (x, weight, grad_out): (&[f32], &[f32], &[f32]),
     want_input: bool,
     want_filter: bool,
+    pair_images: bool,
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     let isa = runnable(Isa::active());
-    if fft_conv::pays(shape) {
+    let fft = pair_images && fft_conv::pays(shape);
+    if fft && !shape.shared_input {
         return fft_conv::backward(isa, shape, (x, weight, grad_out), want_input, want_filter);
+    }
+    if fft {
+        // The FFT path has the filter gradient of a shared input plane, not its input gradient
+        // (a sum over all channels; only asked for by input-gradient tools such as MEIs).
+        let (_, grad_w) = fft_conv::backward(isa, shape, (x, weight, grad_out), false, want_filter);
+        return (
+            want_input.then(|| input_grad_on(isa, shape, weight, grad_out)),
+            grad_w,
+        );
     }
     (
         want_input.then(|| input_grad_on(isa, shape, weight, grad_out)),

@@ -225,7 +225,7 @@ impl<C: CheckpointStrategy> DepthSeparableEvalBackend for Autodiff<Flex, C> {
         pad: usize,
     ) -> FloatTensor<Self> {
         let y = <Self as PointwiseConvBackend>::pointwise_conv2d(x, w_in);
-        let y = <Self as ChannelwiseConvBackend>::channelwise_conv2d(y, w_dw, pad, pad);
+        let y = <Self as ChannelwiseConvBackend>::channelwise_conv2d(y, w_dw, pad, pad, false);
         let y = <Self as PointwiseConvBackend>::pointwise_conv2d(y, w_out);
         <Self as AffineEluBackend>::affine_elu(y, gain, offset)
     }

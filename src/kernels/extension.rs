@@ -19,11 +19,17 @@ use burn::tensor::{Shape, TensorData};
 #[backend_extension(Flex, Autodiff)]
 pub trait ChannelwiseConvBackend: Backend {
     /// Output `[batch, channels, h + 2·pad_h − kh + 1, w + 2·pad_w − kw + 1]`.
+    ///
+    /// `pair_images`: whether two images may share one transform of the FFT path
+    /// ([`channelwise::forward_auto`]); each image's values then depend on its partner's at float
+    /// rounding level. Training allows it; evaluation must not (a prediction may not depend on
+    /// the rest of its batch).
     fn channelwise_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         pad_h: usize,
         pad_w: usize,
+        pair_images: bool,
     ) -> FloatTensor<Self>;
 }
 
@@ -69,9 +75,10 @@ impl ChannelwiseConvBackend for Flex {
         weight: FlexTensor,
         pad_h: usize,
         pad_w: usize,
+        pair_images: bool,
     ) -> FlexTensor {
         let shape = shape_of(&x, &weight, pad_h, pad_w);
-        let out = channelwise::forward_auto(&shape, &values(&x), &values(&weight));
+        let out = channelwise::forward_auto(&shape, &values(&x), &values(&weight), pair_images);
         flex_tensor(
             out,
             [shape.batch, shape.channels, shape.out_h(), shape.out_w()],
@@ -84,8 +91,8 @@ impl ChannelwiseConvBackend for Flex {
 struct ChannelwiseConvBackward;
 
 impl Backward<Flex, 2> for ChannelwiseConvBackward {
-    /// Checkpointed input and filters, and the padding.
-    type State = (NodeId, NodeId, usize, usize);
+    /// Checkpointed input and filters, the padding, and whether images may be paired.
+    type State = (NodeId, NodeId, usize, usize, bool);
 
     fn backward(
         self,
@@ -95,7 +102,7 @@ impl Backward<Flex, 2> for ChannelwiseConvBackward {
     ) {
         let [node_x, node_weight] = ops.parents;
         let grad_out = grads.consume::<Flex>(&ops.node);
-        let (x_state, weight_state, pad_h, pad_w) = ops.state;
+        let (x_state, weight_state, pad_h, pad_w, pair_images) = ops.state;
         let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
         let weight = checkpointer.retrieve_node_output::<FlexTensor>(weight_state);
         let shape = shape_of(&x, &weight, pad_h, pad_w);
@@ -105,6 +112,7 @@ impl Backward<Flex, 2> for ChannelwiseConvBackward {
             (&values(&x), &values(&weight), &grad_out),
             node_x.is_some(),
             node_weight.is_some(),
+            pair_images,
         );
         if let (Some(node), Some(grad)) = (node_x, grad_x) {
             let dims = [shape.batch, shape.in_channels(), shape.in_h, shape.in_w];
@@ -123,6 +131,7 @@ impl<C: CheckpointStrategy> ChannelwiseConvBackend for Autodiff<Flex, C> {
         weight: FloatTensor<Self>,
         pad_h: usize,
         pad_w: usize,
+        pair_images: bool,
     ) -> FloatTensor<Self> {
         match ChannelwiseConvBackward
             .prepare::<C>([x.node(), weight.node()])
@@ -137,14 +146,16 @@ impl<C: CheckpointStrategy> ChannelwiseConvBackend for Autodiff<Flex, C> {
                     weight.into_primitive(),
                     pad_h,
                     pad_w,
+                    pair_images,
                 );
-                prep.finish((x_state, weight_state, pad_h, pad_w), out)
+                prep.finish((x_state, weight_state, pad_h, pad_w, pair_images), out)
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::channelwise_conv2d(
                 x.into_primitive(),
                 weight.into_primitive(),
                 pad_h,
                 pad_w,
+                pair_images,
             )),
         }
     }

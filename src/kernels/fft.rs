@@ -601,6 +601,24 @@ pub(super) fn multiply<V: Vector>(grid: &Grid, s: &mut Spectrum, k: &Spectrum, c
     }
 }
 
+/// `out ← z · k` on every grid point.
+#[inline(always)]
+pub(super) fn product<V: Vector>(grid: &Grid, out: &mut Spectrum, z: &Spectrum, k: &Spectrum) {
+    for r in 0..grid.nh {
+        let row = grid.row(r);
+        let (or, oi) = (&mut out.re[row.clone()], &mut out.im[row]);
+        let points = or.chunks_exact_mut(LANES).zip(oi.chunks_exact_mut(LANES));
+        let zs = pieces(grid, &z.re, r).zip(pieces(grid, &z.im, r));
+        let ks = pieces(grid, &k.re, r).zip(pieces(grid, &k.im, r));
+        for (((or, oi), (zr, zi)), (kr, ki)) in points.zip(zs).zip(ks) {
+            let (a, b) = (V::from_slice(zr), V::from_slice(zi));
+            let (kr, ki) = (V::from_slice(kr), V::from_slice(ki));
+            a.mul(kr).sub(b.mul(ki)).to_slice(or);
+            a.mul(ki).add(b.mul(kr)).to_slice(oi);
+        }
+    }
+}
+
 /// `acc ← acc + g · z̄` on every grid point.
 #[inline(always)]
 pub(super) fn accumulate_correlation<V: Vector>(

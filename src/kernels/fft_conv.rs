@@ -48,7 +48,7 @@ use super::channelwise::ChannelwiseShape;
 use super::fft::Avx2;
 use super::fft::{
     Grid, LANES, Plan, Portable, Spectrum, Vector, accumulate_correlation, dispatch, forward_2d,
-    inverse_2d, load, multiply, store,
+    inverse_2d, load, multiply, product, store,
 };
 use super::isa::Isa;
 use super::memory::{assume_init, uninit};
@@ -67,11 +67,10 @@ fn grid(shape: &ChannelwiseShape) -> Grid {
     )
 }
 
-/// Whether the FFT path runs `shape`: a depthwise conv (own input channel per filter) with a
-/// filter of at least 7×7 taps, on a grid with at most taps × output values / 12 points (about
+/// Whether the FFT path runs `shape`: a filter of at least 7×7 taps, on a grid with at most taps × output values / 12 points (about
 /// where the transforms' cost meets the direct sum's).
 pub(super) fn pays(shape: &ChannelwiseShape) -> bool {
-    if shape.shared_input || shape.taps() < MIN_TAPS || !shape.is_supported() {
+    if shape.taps() < MIN_TAPS || !shape.is_supported() {
         return false;
     }
     let grid = grid(shape);
@@ -218,11 +217,93 @@ fn group_planes<'a>(
     })
 }
 
-/// Forward pass of a depthwise conv (`shape.shared_input` false): `x` `[batch, channels, in_h,
-/// in_w]`, `weight` `[channels, 1, kh, kw]`, returns `[batch, channels, out_h, out_w]`.
+/// Image `b`'s single input plane in every lane (a zero plane past the batch).
+fn shared_planes<'a>(
+    x: &'a [f32],
+    zero: &'a [f32],
+    plane: usize,
+    batch: usize,
+    b: usize,
+) -> [&'a [f32]; LANES] {
+    let src = if b < batch {
+        &x[b * plane..(b + 1) * plane]
+    } else {
+        zero
+    };
+    [src; LANES]
+}
+
+/// Transform of the input planes of images `b`, `b + 1` of a shared-input conv (the same in every
+/// lane), as its filter spectra expect them.
+#[inline(always)]
+fn shared_input_spectrum<V: Vector>(
+    plan: &Plan,
+    shape: &ChannelwiseShape,
+    x: &[f32],
+    zero: &[f32],
+    b: usize,
+) -> Spectrum {
+    let mut z = Spectrum::zeros(&plan.grid);
+    let (plane, n) = (shape.in_plane(), shape.batch);
+    let (re, im) = (
+        shared_planes(x, zero, plane, n, b),
+        shared_planes(x, zero, plane, n, b + 1),
+    );
+    load::<V>(&plan.grid, &mut z, (shape.in_h, shape.in_w), &re, &im);
+    forward_2d::<V>(plan, &mut z, shape.in_h);
+    z
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn shared_input_spectrum_avx2(
+    plan: &Plan,
+    shape: &ChannelwiseShape,
+    x: &[f32],
+    zero: &[f32],
+    b: usize,
+) -> Spectrum {
+    shared_input_spectrum::<Avx2>(plan, shape, x, zero, b)
+}
+
+/// [`shared_input_spectrum`] on the path `isa`.
+fn shared_input_spectrum_on(
+    isa: Isa,
+    plan: &Plan,
+    shape: &ChannelwiseShape,
+    x: &[f32],
+    zero: &[f32],
+    b: usize,
+) -> Spectrum {
+    dispatch!(
+        isa,
+        shared_input_spectrum_avx2(plan, shape, x, zero, b),
+        shared_input_spectrum::<Portable>(plan, shape, x, zero, b)
+    )
+}
+
+/// The input spectra of every image pair of a shared-input conv.
+fn shared_input_spectra(
+    isa: Isa,
+    plan: &Plan,
+    shape: &ChannelwiseShape,
+    x: &[f32],
+    zero: &[f32],
+) -> Vec<Spectrum> {
+    (0..shape.batch.div_ceil(2))
+        .into_par_iter()
+        .map(|pair| shared_input_spectrum_on(isa, plan, shape, x, zero, 2 * pair))
+        .collect()
+}
+
+/// Forward pass: `x` `[batch, channels | 1, in_h, in_w]`, `weight` `[channels, 1, kh, kw]`,
+/// returns `[batch, channels, out_h, out_w]`. A shared input plane is transformed once per image
+/// pair for all channel groups.
 pub(super) fn forward(isa: Isa, shape: &ChannelwiseShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
-    assert!(!shape.shared_input, "the FFT path is for depthwise convs");
-    assert_eq!(x.len(), shape.batch * shape.channels * shape.in_plane());
+    assert_eq!(
+        x.len(),
+        shape.batch * shape.in_channels() * shape.in_plane()
+    );
     assert_eq!(weight.len(), shape.channels * shape.taps());
     let plan = Plan::new(grid(shape));
     let spectra = filter_spectra(isa, &plan, shape, weight);
@@ -230,6 +311,28 @@ pub(super) fn forward(isa: Isa, shape: &ChannelwiseShape, x: &[f32], weight: &[f
     let planes = Planes::new(&mut out, shape.out_plane());
     let zero = vec![0.0f32; shape.in_plane().max(shape.out_plane())];
     let (pairs, groups) = (shape.batch.div_ceil(2), shape.channels.div_ceil(LANES));
+    if shape.shared_input {
+        (0..pairs).into_par_iter().for_each_init(
+            || Spectrum::zeros(&plan.grid),
+            |y, pair| {
+                let z = shared_input_spectrum_on(isa, &plan, shape, x, &zero, 2 * pair);
+                for (group, filters) in spectra.iter().enumerate() {
+                    let task = ForwardTask {
+                        plan: &plan,
+                        shape,
+                        x,
+                        zero: &zero,
+                        filters,
+                        out: &planes,
+                    };
+                    shared_forward_task(isa, &task, (&z, y), 2 * pair, group);
+                }
+            },
+        );
+        // SAFETY: the tasks cover every image pair and channel group, and each writes all of
+        // its planes.
+        return unsafe { assume_init(out) };
+    }
     (0..pairs * groups).into_par_iter().for_each_init(
         || Spectrum::zeros(&plan.grid),
         |z, task| {
@@ -274,6 +377,54 @@ fn forward_task_avx2(t: &ForwardTask, b: usize, group: usize, z: &mut Spectrum) 
     forward_task_body::<Avx2>(t, b, group, z)
 }
 
+fn shared_forward_task(
+    isa: Isa,
+    t: &ForwardTask,
+    zy: (&Spectrum, &mut Spectrum),
+    b: usize,
+    group: usize,
+) {
+    dispatch!(
+        isa,
+        shared_forward_task_avx2(t, zy, b, group),
+        shared_forward_task_body::<Portable>(t, zy, b, group)
+    )
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn shared_forward_task_avx2(
+    t: &ForwardTask,
+    zy: (&Spectrum, &mut Spectrum),
+    b: usize,
+    group: usize,
+) {
+    shared_forward_task_body::<Avx2>(t, zy, b, group)
+}
+
+/// Output planes of images `b`, `b + 1` in channel group `group` of a shared-input conv, from
+/// the pair's input spectrum `z` (`y`: scratch).
+#[inline(always)]
+fn shared_forward_task_body<V: Vector>(
+    t: &ForwardTask,
+    (z, y): (&Spectrum, &mut Spectrum),
+    b: usize,
+    group: usize,
+) {
+    let (shape, g) = (t.shape, &t.plan.grid);
+    let (c, n) = (shape.channels, shape.batch);
+    product::<V>(g, y, z, t.filters);
+    inverse_2d::<V>(t.plan, y, 0..shape.out_h());
+    let lanes = LANES.min(c - group * LANES);
+    for (image, part) in [(b, &y.re), (b + 1, &y.im)] {
+        if image < n {
+            // SAFETY: planes (image, group's channels) belong to this task only.
+            let mut planes = unsafe { t.out.group(image, c, group * LANES, lanes) };
+            store::<V>(g, part, (shape.out_h(), shape.out_w()), &mut planes);
+        }
+    }
+}
+
 /// Output planes of images `b`, `b + 1` in channel group `group`.
 #[inline(always)]
 fn forward_task_body<V: Vector>(t: &ForwardTask, b: usize, group: usize, z: &mut Spectrum) {
@@ -305,8 +456,14 @@ pub(super) fn backward(
     want_input: bool,
     want_filter: bool,
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
-    assert!(!shape.shared_input, "the FFT path is for depthwise convs");
-    assert_eq!(x.len(), shape.batch * shape.channels * shape.in_plane());
+    assert!(
+        !(shape.shared_input && want_input),
+        "the FFT path has no input gradient for a shared input plane"
+    );
+    assert_eq!(
+        x.len(),
+        shape.batch * shape.in_channels() * shape.in_plane()
+    );
     assert_eq!(weight.len(), shape.channels * shape.taps());
     assert_eq!(
         grad_out.len(),
@@ -318,6 +475,8 @@ pub(super) fn backward(
     let planes = Planes::new(&mut grad_x, shape.in_plane());
     let zero = vec![0.0f32; shape.in_plane().max(shape.out_plane())];
     let groups = shape.channels.div_ceil(LANES);
+    let x_spectra = (shape.shared_input && want_filter)
+        .then(|| shared_input_spectra(isa, &plan, shape, x, &zero));
     let filter_grads: Vec<Vec<f32>> = (0..groups)
         .into_par_iter()
         .map(|group| {
@@ -330,6 +489,7 @@ pub(super) fn backward(
                 filters: &spectra[group],
                 grad_x: want_input.then_some(&planes),
                 want_filter,
+                x_spectra: x_spectra.as_deref(),
             };
             backward_group(isa, &task, group)
         })
@@ -351,6 +511,8 @@ struct BackwardTask<'a> {
     filters: &'a Spectrum,
     grad_x: Option<&'a Planes>,
     want_filter: bool,
+    /// The input spectra of every image pair (shared-input convs).
+    x_spectra: Option<&'a [Spectrum]>,
 }
 
 fn backward_group(isa: Isa, t: &BackwardTask, group: usize) -> Vec<f32> {
@@ -384,7 +546,9 @@ fn backward_group_body<V: Vector>(t: &BackwardTask, group: usize) -> Vec<f32> {
         let im = group_planes(t.grad_out, t.zero, out_sizes, b + 1, group);
         load::<V>(g, &mut grad, (shape.out_h(), shape.out_w()), &re, &im);
         forward_2d::<V>(t.plan, &mut grad, shape.out_h());
-        if t.want_filter {
+        if let Some(spectra) = t.x_spectra {
+            accumulate_correlation::<V>(g, &mut acc, &grad, &spectra[b / 2]);
+        } else if t.want_filter {
             let re = group_planes(t.x, t.zero, in_sizes, b, group);
             let im = group_planes(t.x, t.zero, in_sizes, b + 1, group);
             load::<V>(g, &mut z, (shape.in_h, shape.in_w), &re, &im);
@@ -446,7 +610,8 @@ mod tests {
                                     continue;
                                 }
                                 sum += w[(c * s.kernel_h + i) * s.kernel_w + j] as f64
-                                    * x[((b * s.channels + c) * s.in_h + r) * s.in_w + col] as f64;
+                                    * x[(s.input_plane_index(b, c) * s.in_h + r) * s.in_w + col]
+                                        as f64;
                             }
                         }
                         out[((b * s.channels + c) * oh + y) * ow + xo] = sum;
@@ -482,12 +647,16 @@ mod tests {
             (3, 2, 7, 11, 5, 2),
             (10, 1, 9, 9, 9, 0),
             (8, 4, 6, 30, 7, 6),
+            // Shared input plane (the lurz2020 input conv and a ragged one): no input gradient.
+            (64, 3, 36, 64, 15, 0),
+            (11, 5, 12, 17, 7, 3),
         ];
         for (channels, batch, in_h, in_w, k, pad) in shapes {
+            let shared_input = k == 15 || channels == 11;
             let s = ChannelwiseShape {
                 batch,
                 channels,
-                shared_input: false,
+                shared_input,
                 in_h,
                 in_w,
                 kernel_h: k,
@@ -495,7 +664,7 @@ mod tests {
                 pad_h: pad,
                 pad_w: pad,
             };
-            let x = random(&mut rng, batch * channels * s.in_plane());
+            let x = random(&mut rng, batch * s.in_channels() * s.in_plane());
             let w = random(&mut rng, channels * s.taps());
             let g = random(&mut rng, batch * channels * s.out_plane());
             let mut first: Option<(Vec<f32>, Vec<f32>, Vec<f32>)> = None;
@@ -503,8 +672,8 @@ mod tests {
                 let y = forward(isa, &s, &x, &w);
                 let e = relative_error(&y, &direct_forward(&s, &x, &w));
                 assert!(e < 1e-5, "forward {s:?} {isa}: {e}");
-                let (gx, gw) = backward(isa, &s, (&x, &w, &g), true, true);
-                let (gx, gw) = (gx.unwrap(), gw.unwrap());
+                let (gx, gw) = backward(isa, &s, (&x, &w, &g), !shared_input, true);
+                let (gx, gw) = (gx.unwrap_or_default(), gw.unwrap());
                 // Input gradient: entry m is the forward pass's output dotted with g for a unit x.
                 let mut gx_ref = vec![0.0f64; x.len()];
                 let mut gw_ref = vec![0.0f64; w.len()];
@@ -524,7 +693,9 @@ mod tests {
                                         {
                                             continue;
                                         }
-                                        let xi = ((b * channels + c) * in_h + r - pad) * in_w + col
+                                        let xi = (s.input_plane_index(b, c) * in_h + r - pad)
+                                            * in_w
+                                            + col
                                             - pad;
                                         let wi = (c * k + i) * k + j;
                                         gx_ref[xi] += gv * w[wi] as f64;
@@ -535,13 +706,15 @@ mod tests {
                         }
                     }
                 }
-                let e = relative_error(&gx, &gx_ref);
-                assert!(e < 1e-5, "input grad {s:?} {isa}: {e}");
                 let e = relative_error(&gw, &gw_ref);
                 assert!(e < 1e-5, "filter grad {s:?} {isa}: {e}");
-                let (only_x, none) = backward(isa, &s, (&x, &w, &g), true, false);
-                assert_eq!(only_x.unwrap(), gx);
-                assert!(none.is_none());
+                if !shared_input {
+                    let e = relative_error(&gx, &gx_ref);
+                    assert!(e < 1e-5, "input grad {s:?} {isa}: {e}");
+                    let (only_x, none) = backward(isa, &s, (&x, &w, &g), true, false);
+                    assert_eq!(only_x.unwrap(), gx);
+                    assert!(none.is_none());
+                }
                 assert_eq!(backward(isa, &s, (&x, &w, &g), false, true).1.unwrap(), gw);
                 // Every path gives the same bits (plain multiplies and adds in the same order).
                 match &first {

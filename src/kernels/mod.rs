@@ -85,12 +85,37 @@ pub use isa::{Isa, use_isa};
 /// Uses cortexfit's channel-wise kernels on flex for depthwise convs (`groups == in_channels ==
 /// out_channels`) and for convs from a single input channel; burn's `conv2d` otherwise.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, padding: [usize; 2], groups: usize) -> Tensor<4> {
+    conv2d_with(x, weight, padding, groups, false)
+}
+
+/// [`conv2d`] for training mode: large channel-wise filters may go through the FFT with two
+/// images per transform ([`channelwise::forward_auto`]), so each image's values depend on its
+/// partner's at float rounding level. Training sums the batch into one loss (and batch norm
+/// normalises it together), so nothing observable depends on images being apart there;
+/// evaluation keeps [`conv2d`], where a prediction must not depend on the rest of its batch.
+pub fn conv2d_training(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    padding: [usize; 2],
+    groups: usize,
+) -> Tensor<4> {
+    conv2d_with(x, weight, padding, groups, true)
+}
+
+fn conv2d_with(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    padding: [usize; 2],
+    groups: usize,
+    pair_images: bool,
+) -> Tensor<4> {
     if uses_channelwise_kernel(&x, &weight, padding, groups) {
         let out = <Dispatch as ChannelwiseConvBackend>::channelwise_conv2d(
             x.into_dispatch(),
             weight.into_dispatch(),
             padding[0],
             padding[1],
+            pair_images,
         );
         return Tensor::from_dispatch(out);
     }

@@ -11,6 +11,16 @@ use crate::model::state_dict::{StateDict, StateDictError};
 use super::batch_norm::BatchNorm2d;
 use crate::model::tensor_util::{replace_param, tensor_f64, tensor_like, to_f64_vec as values};
 
+/// Which forward pass a convolution serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Training: the batch is one sum (and, with batch norm, normalised together), so two
+    /// images may share one FFT (their values then depend on each other at float rounding
+    /// level).
+    Train,
+    /// Evaluation: each image on its own, so a prediction does not depend on its batch.
+    Eval,
+}
 /// A 2-D cross-correlation (PyTorch `Conv2d`, stride 1, zero padding). All of the core's
 /// convolutions go through [`Conv2d::forward`], so a faster kernel can be swapped in here.
 #[derive(Module, Debug)]
@@ -64,11 +74,21 @@ impl Conv2d {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_in(x, Mode::Eval)
+    }
+
+    /// [`Conv2d::forward`]; in [`Mode::Train`] large channel-wise filters may pair images in
+    /// one FFT ([`crate::kernels::conv2d_training`]).
+    pub fn forward_in(&self, x: Tensor<4>, mode: Mode) -> Tensor<4> {
         if self.bias.is_none() && self.dilation == 1 {
             // cortexfit's kernels (depthwise and single-input-channel convs on flex; burn's
             // conv2d for everything else).
             let padding = [self.padding, self.padding];
-            return crate::kernels::conv2d(x, self.weight.val(), padding, self.groups);
+            let w = self.weight.val();
+            return match mode {
+                Mode::Train => crate::kernels::conv2d_training(x, w, padding, self.groups),
+                Mode::Eval => crate::kernels::conv2d(x, w, padding, self.groups),
+            };
         }
         let options = ConvOptions::new(
             [1, 1],
@@ -133,9 +153,14 @@ impl DepthSeparableConv2d {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.in_depth_conv.forward(x);
-        let x = self.spatial_conv.forward(x);
-        self.out_depth_conv.forward(x)
+        self.forward_in(x, Mode::Eval)
+    }
+
+    /// [`DepthSeparableConv2d::forward`] in `mode` (see [`Conv2d::forward_in`]).
+    pub fn forward_in(&self, x: Tensor<4>, mode: Mode) -> Tensor<4> {
+        let x = self.in_depth_conv.forward_in(x, mode);
+        let x = self.spatial_conv.forward_in(x, mode);
+        self.out_depth_conv.forward_in(x, mode)
     }
 }
 
@@ -184,10 +209,10 @@ pub struct CoreBlock {
 }
 
 impl CoreBlock {
-    fn convolve(&self, x: Tensor<4>) -> Tensor<4> {
+    fn convolve(&self, x: Tensor<4>, mode: Mode) -> Tensor<4> {
         match (&self.conv, &self.ds_conv) {
-            (Some(conv), _) => conv.forward(x),
-            (None, Some(ds)) => ds.forward(x),
+            (Some(conv), _) => conv.forward_in(x, mode),
+            (None, Some(ds)) => ds.forward_in(x, mode),
             (None, None) => unreachable!("a core block always has a convolution"),
         }
     }
@@ -220,7 +245,7 @@ impl CoreBlock {
                 y
             };
         }
-        let x = self.convolve(x);
+        let x = self.convolve(x, Mode::Eval);
         match (&self.norm, &self.activation) {
             // Batch norm and a plain ELU in one pass.
             (Some(norm), Some(act)) if act.xshift == 0.0 => {
@@ -238,7 +263,7 @@ impl CoreBlock {
 
     /// Training mode: batch norm with batch statistics, running statistics updated.
     pub fn forward_train(&mut self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.convolve(x);
+        let x = self.convolve(x, Mode::Train);
         match (self.norm.as_mut(), &self.activation) {
             // Batch norm and a plain ELU as one op.
             (Some(norm), Some(act)) if act.xshift == 0.0 => {

@@ -724,4 +724,38 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn fft_conv_does_not_depend_on_the_thread_count() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for shared_input in [false, true] {
+            let s = ChannelwiseShape {
+                batch: 5,
+                channels: 11,
+                shared_input,
+                in_h: 14,
+                in_w: 20,
+                kernel_h: 9,
+                kernel_w: 9,
+                pad_h: 4,
+                pad_w: 4,
+            };
+            let x = random(&mut rng, s.batch * s.in_channels() * s.in_plane());
+            let w = random(&mut rng, s.channels * s.taps());
+            let g = random(&mut rng, s.batch * s.channels * s.out_plane());
+            let compute = || {
+                (
+                    forward(Isa::best(), &s, &x, &w),
+                    backward(Isa::best(), &s, (&x, &w, &g), !shared_input, true),
+                )
+            };
+            let pool = |n| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .unwrap()
+            };
+            assert_eq!(pool(1).install(compute), pool(3).install(compute));
+        }
+    }
 }

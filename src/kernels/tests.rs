@@ -194,3 +194,113 @@ fn tiled_transpose_moves_every_value_at_ragged_sizes() {
         }
     }
 }
+
+/// Output, input gradient and filter gradient of `conv` against burn's conv, each within 1e-5 of
+/// the tensor's largest value: the FFT's rounding errors scale with a plane's largest values, not
+/// with each value (and a filter gradient sums 3 × 1100 products: f32 sums of that length,
+/// burn's included, err by ~1e-4 on their small entries).
+fn compare_with_burn(
+    conv: impl Fn(Tensor<4>, Tensor<4>) -> Tensor<4>,
+    x_shape: [usize; 4],
+    w_shape: [usize; 4],
+    padding: [usize; 2],
+    groups: usize,
+) {
+    let device = Device::flex();
+    let x = Tensor::<4>::random(x_shape, Distribution::Normal(0.0, 1.0), &device).into_data();
+    let w = Tensor::<4>::random(w_shape, Distribution::Normal(0.0, 0.2), &device).into_data();
+    let options = ConvOptions::new([1, 1], padding, [1, 1], groups);
+    let probe = fixed_probe(&x, &w, &options);
+    let burn = run(
+        |x, w| module::conv2d(x, w, None, options.clone()),
+        &x,
+        &w,
+        &probe,
+    );
+    let ours = run(conv, &x, &w, &probe);
+    for (name, ours, burn) in [
+        ("output", &ours.0, &burn.0),
+        ("input gradient", &ours.1, &burn.1),
+        ("filter gradient", &ours.2, &burn.2),
+    ] {
+        let ours = ours.clone().try_to_vec::<f32>().expect("f32");
+        let burn = burn.clone().try_to_vec::<f32>().expect("f32");
+        let scale = burn.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let worst = ours
+            .iter()
+            .zip(&burn)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            worst <= 1e-5 * scale,
+            "{name}: error {worst} against largest value {scale}"
+        );
+    }
+}
+
+/// A fixed probe (the loss weights) of the conv's output shape.
+fn fixed_probe(x: &TensorData, w: &TensorData, options: &ConvOptions<2>) -> TensorData {
+    let device = Device::flex();
+    let out = module::conv2d(
+        Tensor::<4>::from_data(x.clone(), &device),
+        Tensor::<4>::from_data(w.clone(), &device),
+        None,
+        options.clone(),
+    );
+    let n = out.shape().num_elements();
+    let values: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919 % 211) as f32 - 105.0) / 53.0)
+        .collect();
+    TensorData::new(values, out.dims())
+}
+
+#[test]
+fn training_convs_through_the_fft_match_burn() {
+    // The lurz2020 depthwise and input convs (fewer channels, an odd batch): in training mode
+    // they take the FFT path (two images per transform).
+    for (x_shape, w_shape, padding, groups) in [
+        ([3, 9, 22, 50], [9, 1, 13, 13], [6, 6], 9),
+        ([3, 1, 36, 64], [9, 1, 15, 15], [0, 0], 1),
+    ] {
+        let shape = channelwise::ChannelwiseShape {
+            batch: x_shape[0],
+            channels: w_shape[0],
+            shared_input: groups == 1,
+            in_h: x_shape[2],
+            in_w: x_shape[3],
+            kernel_h: w_shape[2],
+            kernel_w: w_shape[3],
+            pad_h: padding[0],
+            pad_w: padding[1],
+        };
+        assert!(
+            fft_conv::pays(&shape),
+            "{shape:?} would not take the FFT path"
+        );
+        let conv = |x, w| conv2d_training(x, w, padding, groups);
+        compare_with_burn(conv, x_shape, w_shape, padding, groups);
+    }
+}
+
+#[test]
+fn evaluation_convs_do_not_depend_on_the_batch() {
+    // In evaluation mode an image's output is the same bits alone or beside another image,
+    // also where training mode would pair the two in one FFT.
+    let device = Device::flex();
+    for (x_shape, w_shape, padding, groups) in [
+        ([2, 9, 22, 50], [9, 1, 13, 13], [6, 6], 9),
+        ([2, 1, 36, 64], [9, 1, 15, 15], [0, 0], 1),
+    ] {
+        let x = Tensor::<4>::random(x_shape, Distribution::Normal(0.0, 1.0), &device);
+        let w = Tensor::<4>::random(w_shape, Distribution::Normal(0.0, 0.2), &device);
+        let first = x.clone().narrow(0, 0, 1);
+        let alone = conv2d(first, w.clone(), padding, groups).into_data();
+        let paired = conv2d(x.clone(), w.clone(), padding, groups)
+            .narrow(0, 0, 1)
+            .into_data();
+        alone.assert_eq(&paired, true);
+        let training = conv2d_training(x, w, padding, groups)
+            .narrow(0, 0, 1)
+            .into_data();
+        training.assert_approx_eq(&alone, burn::tensor::Tolerance::<f32>::rel_abs(1e-4, 1e-4));
+    }
+}

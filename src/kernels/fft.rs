@@ -192,7 +192,7 @@ impl Vector for Portable {
 
 /// One AVX `ymm` register. Values of this type exist only inside the `#[target_feature(enable =
 /// "avx2,fma")]` entry points of [`super::fft_conv`], which run only on CPUs that have AVX2
-/// (checked by [`dispatch`]): that is what makes its safe methods sound.
+/// (checked by [`vectorized!`]): that is what makes its safe methods sound.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 pub(super) struct Avx2(std::arch::x86_64::__m256);
@@ -262,23 +262,32 @@ impl Vector for Avx2 {
     }
 }
 
-/// Runs `portable` or, where `isa` is AVX2 or AVX-512 and the CPU has AVX2, `avx2` (an
-/// `unsafe` `#[target_feature(enable = "avx2,fma")]` wrapper of the same generic body).
-macro_rules! dispatch {
-    ($isa:expr, $avx2:expr, $portable:expr) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            if $isa != $crate::kernels::isa::Isa::Portable
-                && $crate::kernels::isa::Isa::Avx2.is_supported()
+/// Defines `fn $name(isa: Isa, args…)` that runs the generic `$body::<V>(args…)` with
+/// `V = Avx2`, compiled with `avx2,fma`, where `isa` is not the portable path and the CPU has AVX2
+/// (AVX-512 CPUs included), else with `V = Portable`.
+macro_rules! vectorized {
+    ($(#[$meta:meta])* fn $name:ident => $body:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
+        $(#[$meta])*
+        fn $name(isa: $crate::kernels::isa::Isa, $($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
             {
-                // SAFETY: the CPU has AVX2 and FMA (checked just above).
-                return unsafe { $avx2 };
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $body::<$crate::kernels::fft::Avx2>($($arg),*)
+                }
+                if isa != $crate::kernels::isa::Isa::Portable
+                    && $crate::kernels::isa::Isa::Avx2.is_supported()
+                {
+                    // SAFETY: the CPU has AVX2 and FMA (checked just above).
+                    return unsafe { avx2($($arg),*) };
+                }
             }
+            let _ = isa;
+            $body::<$crate::kernels::fft::Portable>($($arg),*)
         }
-        $portable
-    }};
+    };
 }
-pub(super) use dispatch;
+pub(super) use vectorized;
 
 /// One complex value in 8 lanes: real parts, imaginary parts.
 type Lanes<V> = (V, V);

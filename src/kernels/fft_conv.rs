@@ -44,11 +44,9 @@ use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 use super::channelwise::ChannelwiseShape;
-#[cfg(target_arch = "x86_64")]
-use super::fft::Avx2;
 use super::fft::{
-    Grid, LANES, Plan, Portable, Spectrum, Vector, accumulate_correlation, dispatch, forward_2d,
-    inverse_2d, load, multiply, product, store,
+    Grid, LANES, Plan, Spectrum, Vector, accumulate_correlation, forward_2d, inverse_2d, load,
+    multiply, product, store, vectorized,
 };
 use super::isa::Isa;
 use super::memory::{assume_init, uninit};
@@ -111,30 +109,15 @@ fn filter_spectrum_body<V: Vector>(
     s
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn filter_spectrum_avx2(
-    plan: &Plan,
-    shape: &ChannelwiseShape,
-    weight: &[f32],
-    group: usize,
-) -> Spectrum {
-    filter_spectrum_body::<Avx2>(plan, shape, weight, group)
-}
-
-fn filter_spectrum(
-    isa: Isa,
-    plan: &Plan,
-    shape: &ChannelwiseShape,
-    weight: &[f32],
-    group: usize,
-) -> Spectrum {
-    dispatch!(
-        isa,
-        filter_spectrum_avx2(plan, shape, weight, group),
-        filter_spectrum_body::<Portable>(plan, shape, weight, group)
-    )
-}
+vectorized!(
+    /// [`filter_spectrum_body`] on the path `isa`.
+    fn filter_spectrum => filter_spectrum_body(
+        plan: &Plan,
+        shape: &ChannelwiseShape,
+        weight: &[f32],
+        group: usize,
+    ) -> Spectrum
+);
 
 /// The filter spectra of all channel groups.
 fn filter_spectra(
@@ -197,6 +180,31 @@ impl Planes {
     }
 }
 
+impl Planes {
+    /// Writes the `h × w` planes of images `b` (the real part of `s`) and `b + 1` (its imaginary
+    /// part, if `b + 1 < batch`) for channel group `group` of `channels`.
+    ///
+    /// # Safety
+    /// No other reference to these planes may exist meanwhile (each task owns its planes).
+    #[inline(always)]
+    unsafe fn store_pair<V: Vector>(
+        &self,
+        grid: &Grid,
+        s: &Spectrum,
+        (b, batch, channels, group): (usize, usize, usize, usize),
+        size: (usize, usize),
+    ) {
+        let lanes = LANES.min(channels - group * LANES);
+        for (image, part) in [(b, &s.re), (b + 1, &s.im)] {
+            if image < batch {
+                // SAFETY: the caller's guarantee.
+                let mut planes = unsafe { self.group(image, channels, group * LANES, lanes) };
+                store::<V>(grid, part, size, &mut planes);
+            }
+        }
+    }
+}
+
 /// The source planes of one channel group of image `b` (a zero plane for missing channels or
 /// images).
 fn group_planes<'a>(
@@ -254,33 +262,16 @@ fn shared_input_spectrum<V: Vector>(
     z
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn shared_input_spectrum_avx2(
-    plan: &Plan,
-    shape: &ChannelwiseShape,
-    x: &[f32],
-    zero: &[f32],
-    b: usize,
-) -> Spectrum {
-    shared_input_spectrum::<Avx2>(plan, shape, x, zero, b)
-}
-
-/// [`shared_input_spectrum`] on the path `isa`.
-fn shared_input_spectrum_on(
-    isa: Isa,
-    plan: &Plan,
-    shape: &ChannelwiseShape,
-    x: &[f32],
-    zero: &[f32],
-    b: usize,
-) -> Spectrum {
-    dispatch!(
-        isa,
-        shared_input_spectrum_avx2(plan, shape, x, zero, b),
-        shared_input_spectrum::<Portable>(plan, shape, x, zero, b)
-    )
-}
+vectorized!(
+    /// [`shared_input_spectrum`] on the path `isa`.
+    fn shared_input_spectrum_on => shared_input_spectrum(
+        plan: &Plan,
+        shape: &ChannelwiseShape,
+        x: &[f32],
+        zero: &[f32],
+        b: usize,
+    ) -> Spectrum
+);
 
 /// The input spectra of every image pair of a shared-input conv.
 fn shared_input_spectra(
@@ -363,44 +354,25 @@ struct ForwardTask<'a> {
     out: &'a Planes,
 }
 
-fn forward_task(isa: Isa, t: &ForwardTask, b: usize, group: usize, z: &mut Spectrum) {
-    dispatch!(
-        isa,
-        forward_task_avx2(t, b, group, z),
-        forward_task_body::<Portable>(t, b, group, z)
+vectorized!(
+    /// [`forward_task_body`] on the path `isa`.
+    fn forward_task => forward_task_body(
+        t: &ForwardTask,
+        b: usize,
+        group: usize,
+        z: &mut Spectrum,
     )
-}
+);
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn forward_task_avx2(t: &ForwardTask, b: usize, group: usize, z: &mut Spectrum) {
-    forward_task_body::<Avx2>(t, b, group, z)
-}
-
-fn shared_forward_task(
-    isa: Isa,
-    t: &ForwardTask,
-    zy: (&Spectrum, &mut Spectrum),
-    b: usize,
-    group: usize,
-) {
-    dispatch!(
-        isa,
-        shared_forward_task_avx2(t, zy, b, group),
-        shared_forward_task_body::<Portable>(t, zy, b, group)
+vectorized!(
+    /// [`shared_forward_task_body`] on the path `isa`.
+    fn shared_forward_task => shared_forward_task_body(
+        t: &ForwardTask,
+        zy: (&Spectrum, &mut Spectrum),
+        b: usize,
+        group: usize,
     )
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn shared_forward_task_avx2(
-    t: &ForwardTask,
-    zy: (&Spectrum, &mut Spectrum),
-    b: usize,
-    group: usize,
-) {
-    shared_forward_task_body::<Avx2>(t, zy, b, group)
-}
+);
 
 /// Output planes of images `b`, `b + 1` in channel group `group` of a shared-input conv, from
 /// the pair's input spectrum `z` (`y`: scratch).
@@ -415,14 +387,11 @@ fn shared_forward_task_body<V: Vector>(
     let (c, n) = (shape.channels, shape.batch);
     product::<V>(g, y, z, t.filters);
     inverse_2d::<V>(t.plan, y, 0..shape.out_h());
-    let lanes = LANES.min(c - group * LANES);
-    for (image, part) in [(b, &y.re), (b + 1, &y.im)] {
-        if image < n {
-            // SAFETY: planes (image, group's channels) belong to this task only.
-            let mut planes = unsafe { t.out.group(image, c, group * LANES, lanes) };
-            store::<V>(g, part, (shape.out_h(), shape.out_w()), &mut planes);
-        }
-    }
+    // SAFETY: planes (b and b + 1, group's channels) belong to this task only.
+    unsafe {
+        t.out
+            .store_pair::<V>(g, y, (b, n, c, group), (shape.out_h(), shape.out_w()))
+    };
 }
 
 /// Output planes of images `b`, `b + 1` in channel group `group`.
@@ -437,14 +406,11 @@ fn forward_task_body<V: Vector>(t: &ForwardTask, b: usize, group: usize, z: &mut
     forward_2d::<V>(t.plan, z, shape.in_h);
     multiply::<V>(g, z, t.filters, false);
     inverse_2d::<V>(t.plan, z, 0..shape.out_h());
-    let lanes = LANES.min(c - group * LANES);
-    for (image, part) in [(b, &z.re), (b + 1, &z.im)] {
-        if image < n {
-            // SAFETY: planes (image, group's channels) belong to this task only.
-            let mut planes = unsafe { t.out.group(image, c, group * LANES, lanes) };
-            store::<V>(g, part, (shape.out_h(), shape.out_w()), &mut planes);
-        }
-    }
+    // SAFETY: planes (b and b + 1, group's channels) belong to this task only.
+    unsafe {
+        t.out
+            .store_pair::<V>(g, z, (b, n, c, group), (shape.out_h(), shape.out_w()))
+    };
 }
 
 /// Input and filter gradients of a depthwise conv given `grad_out` `[batch, channels, out_h,
@@ -515,19 +481,10 @@ struct BackwardTask<'a> {
     x_spectra: Option<&'a [Spectrum]>,
 }
 
-fn backward_group(isa: Isa, t: &BackwardTask, group: usize) -> Vec<f32> {
-    dispatch!(
-        isa,
-        backward_group_avx2(t, group),
-        backward_group_body::<Portable>(t, group)
-    )
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn backward_group_avx2(t: &BackwardTask, group: usize) -> Vec<f32> {
-    backward_group_body::<Avx2>(t, group)
-}
+vectorized!(
+    /// [`backward_group_body`] on the path `isa`.
+    fn backward_group => backward_group_body(t: &BackwardTask, group: usize) -> Vec<f32>
+);
 
 /// Input-gradient planes of channel group `group` (into `t.grad_x`) and its filters' gradient
 /// `[channels in group, kh, kw]` (empty unless `t.want_filter`).
@@ -558,13 +515,8 @@ fn backward_group_body<V: Vector>(t: &BackwardTask, group: usize) -> Vec<f32> {
         if let Some(grad_x) = t.grad_x {
             multiply::<V>(g, &mut grad, t.filters, true);
             inverse_2d::<V>(t.plan, &mut grad, 0..shape.in_h);
-            for (image, part) in [(b, &grad.re), (b + 1, &grad.im)] {
-                if image < n {
-                    // SAFETY: planes (image, group's channels) belong to this task only.
-                    let mut planes = unsafe { grad_x.group(image, c, group * LANES, lanes) };
-                    store::<V>(g, part, (shape.in_h, shape.in_w), &mut planes);
-                }
-            }
+            // SAFETY: planes (b and b + 1, group's channels) belong to this task only.
+            unsafe { grad_x.store_pair::<V>(g, &grad, (b, n, c, group), (shape.in_h, shape.in_w)) };
         }
     }
     if !t.want_filter {

@@ -11,15 +11,17 @@
 //! inverse (bit-reversed in, natural out). Products between them do not care about the order, so
 //! no permutation is ever done. 2-D: rows first (only those holding data), then columns, 8
 //! columns at a time as 64-float elements; the inverse runs columns first, then only the rows
-//! that are read.
+//! that are read. A convolution runs the column transforms, the product with the filter and the
+//! inverse column transforms one column block at a time ([`filter_columns`]), so a block stays in
+//! the L1 cache through all three.
 //!
 //! Arithmetic is plain multiplies and adds (no fused multiply-add) on a [`Vector`] of 8 lanes:
 //! AVX registers, or 8-float arrays on CPUs without AVX2. Both give the same bits. (Written on
 //! arrays alone, the compiler's vectoriser mixed 128- and 256-bit halves and kept a butterfly's
 //! values on the stack: ~10 cycles per 8-lane butterfly; explicit vectors run it in ~3.)
 
-/// Lanes per grid point: one 8-float vector.
-pub(super) const LANES: usize = 8;
+pub(super) use super::vector::LANES;
+use super::vector::Vector;
 
 /// Columns per element of the column transforms (8 columns × 8 lanes = 64 floats).
 const COLUMN_BLOCK: usize = 8;
@@ -120,174 +122,6 @@ impl Spectrum {
         }
     }
 }
-
-/// 8 f32 lanes with the operations the transforms need.
-///
-/// # Safety
-/// `load` / `store` read and write 8 floats at the pointer, which must be valid for them.
-pub(super) trait Vector: Copy {
-    /// # Safety
-    /// `p` is valid for reading 8 floats.
-    unsafe fn load(p: *const f32) -> Self;
-    /// # Safety
-    /// `p` is valid for writing 8 floats.
-    unsafe fn store(self, p: *mut f32);
-    fn splat(v: f32) -> Self;
-    fn add(self, o: Self) -> Self;
-    fn sub(self, o: Self) -> Self;
-    fn mul(self, o: Self) -> Self;
-    /// The transpose of 8 vectors as the rows of an 8 × 8 block.
-    fn transpose(m: [Self; 8]) -> [Self; 8];
-
-    #[inline(always)]
-    fn from_slice(s: &[f32]) -> Self {
-        assert!(s.len() >= LANES);
-        // SAFETY: 8 floats in bounds (asserted).
-        unsafe { Self::load(s.as_ptr()) }
-    }
-    #[inline(always)]
-    fn to_slice(self, s: &mut [f32]) {
-        assert!(s.len() >= LANES);
-        // SAFETY: 8 floats in bounds (asserted).
-        unsafe { self.store(s.as_mut_ptr()) }
-    }
-}
-
-/// 8 floats in an array: CPUs without AVX2.
-#[derive(Clone, Copy)]
-pub(super) struct Portable([f32; LANES]);
-
-impl Vector for Portable {
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        // SAFETY: the caller's guarantee.
-        Portable(unsafe { p.cast::<[f32; LANES]>().read_unaligned() })
-    }
-    #[inline(always)]
-    unsafe fn store(self, p: *mut f32) {
-        // SAFETY: the caller's guarantee.
-        unsafe { p.cast::<[f32; LANES]>().write_unaligned(self.0) }
-    }
-    #[inline(always)]
-    fn splat(v: f32) -> Self {
-        Portable([v; LANES])
-    }
-    #[inline(always)]
-    fn add(self, o: Self) -> Self {
-        Portable(std::array::from_fn(|l| self.0[l] + o.0[l]))
-    }
-    #[inline(always)]
-    fn sub(self, o: Self) -> Self {
-        Portable(std::array::from_fn(|l| self.0[l] - o.0[l]))
-    }
-    #[inline(always)]
-    fn mul(self, o: Self) -> Self {
-        Portable(std::array::from_fn(|l| self.0[l] * o.0[l]))
-    }
-    #[inline(always)]
-    fn transpose(m: [Self; 8]) -> [Self; 8] {
-        std::array::from_fn(|j| Portable(std::array::from_fn(|l| m[l].0[j])))
-    }
-}
-
-/// One AVX `ymm` register. Values of this type exist only inside the `#[target_feature(enable =
-/// "avx2,fma")]` entry points of [`super::fft_conv`], which run only on CPUs that have AVX2
-/// (checked by [`vectorized!`]): that is what makes its safe methods sound.
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy)]
-pub(super) struct Avx2(std::arch::x86_64::__m256);
-
-#[cfg(target_arch = "x86_64")]
-impl Vector for Avx2 {
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        // SAFETY: the caller's guarantee; AVX present (see the type).
-        Avx2(unsafe { std::arch::x86_64::_mm256_loadu_ps(p) })
-    }
-    #[inline(always)]
-    unsafe fn store(self, p: *mut f32) {
-        // SAFETY: as in `load`.
-        unsafe { std::arch::x86_64::_mm256_storeu_ps(p, self.0) }
-    }
-    #[inline(always)]
-    fn splat(v: f32) -> Self {
-        // SAFETY: AVX present (see the type).
-        Avx2(unsafe { std::arch::x86_64::_mm256_set1_ps(v) })
-    }
-    #[inline(always)]
-    fn add(self, o: Self) -> Self {
-        // SAFETY: AVX present (see the type).
-        Avx2(unsafe { std::arch::x86_64::_mm256_add_ps(self.0, o.0) })
-    }
-    #[inline(always)]
-    fn sub(self, o: Self) -> Self {
-        // SAFETY: AVX present (see the type).
-        Avx2(unsafe { std::arch::x86_64::_mm256_sub_ps(self.0, o.0) })
-    }
-    #[inline(always)]
-    fn mul(self, o: Self) -> Self {
-        // SAFETY: AVX present (see the type).
-        Avx2(unsafe { std::arch::x86_64::_mm256_mul_ps(self.0, o.0) })
-    }
-    #[inline(always)]
-    fn transpose(m: [Self; 8]) -> [Self; 8] {
-        use std::arch::x86_64::*;
-        // SAFETY: AVX present (see the type).
-        unsafe {
-            let [r0, r1, r2, r3, r4, r5, r6, r7] = m.map(|v| v.0);
-            let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
-            let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
-            let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
-            let (t6, t7) = (_mm256_unpacklo_ps(r6, r7), _mm256_unpackhi_ps(r6, r7));
-            let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-            let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-            let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-            let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-            let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-            let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-            let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-            let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-            [
-                _mm256_permute2f128_ps::<0x20>(s0, s4),
-                _mm256_permute2f128_ps::<0x20>(s1, s5),
-                _mm256_permute2f128_ps::<0x20>(s2, s6),
-                _mm256_permute2f128_ps::<0x20>(s3, s7),
-                _mm256_permute2f128_ps::<0x31>(s0, s4),
-                _mm256_permute2f128_ps::<0x31>(s1, s5),
-                _mm256_permute2f128_ps::<0x31>(s2, s6),
-                _mm256_permute2f128_ps::<0x31>(s3, s7),
-            ]
-            .map(Avx2)
-        }
-    }
-}
-
-/// Defines `fn $name(isa: Isa, args…)` that runs the generic `$body::<V>(args…)` with
-/// `V = Avx2`, compiled with `avx2,fma`, where `isa` is not the portable path and the CPU has AVX2
-/// (AVX-512 CPUs included), else with `V = Portable`.
-macro_rules! vectorized {
-    ($(#[$meta:meta])* fn $name:ident => $body:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
-        $(#[$meta])*
-        fn $name(isa: $crate::kernels::isa::Isa, $($arg: $ty),*) $(-> $ret)? {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2($($arg: $ty),*) $(-> $ret)? {
-                    $body::<$crate::kernels::fft::Avx2>($($arg),*)
-                }
-                if isa != $crate::kernels::isa::Isa::Portable
-                    && $crate::kernels::isa::Isa::Avx2.is_supported()
-                {
-                    // SAFETY: the CPU has AVX2 and FMA (checked just above).
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            let _ = isa;
-            $body::<$crate::kernels::fft::Portable>($($arg),*)
-        }
-    };
-}
-pub(super) use vectorized;
 
 /// One complex value in 8 lanes: real parts, imaginary parts.
 type Lanes<V> = (V, V);
@@ -481,6 +315,15 @@ fn dit<V: Vector, const W: usize>(
 /// 2-D forward transform of `s`, whose rows from `data_rows` on are zero.
 #[inline(always)]
 pub(super) fn forward_2d<V: Vector>(plan: &Plan, s: &mut Spectrum, data_rows: usize) {
+    forward_rows::<V>(plan, s, data_rows);
+    for block in (0..plan.grid.nw).step_by(COLUMN_BLOCK) {
+        forward_columns::<V>(plan, s, block);
+    }
+}
+
+/// The row transforms of [`forward_2d`] (rows from `data_rows` on are zero and stay so).
+#[inline(always)]
+pub(super) fn forward_rows<V: Vector>(plan: &Plan, s: &mut Spectrum, data_rows: usize) {
     let g = &plan.grid;
     for r in 0..data_rows {
         let row = g.row(r);
@@ -492,11 +335,24 @@ pub(super) fn forward_2d<V: Vector>(plan: &Plan, s: &mut Spectrum, data_rows: us
             &plan.rows,
         );
     }
-    for block in (0..g.nw).step_by(COLUMN_BLOCK) {
-        let at = g.at(0, block);
-        let (re, im) = (&mut s.re[at..], &mut s.im[at..]);
-        dif::<V, { LANES * COLUMN_BLOCK }>(re, im, g.nh, g.stride, &plan.columns);
-    }
+}
+
+/// The column transforms of column block `block` (its first column).
+#[inline(always)]
+fn forward_columns<V: Vector>(plan: &Plan, s: &mut Spectrum, block: usize) {
+    let g = &plan.grid;
+    let at = g.at(0, block);
+    let (re, im) = (&mut s.re[at..], &mut s.im[at..]);
+    dif::<V, { LANES * COLUMN_BLOCK }>(re, im, g.nh, g.stride, &plan.columns);
+}
+
+/// The inverse column transforms of column block `block`.
+#[inline(always)]
+fn inverse_columns<V: Vector>(plan: &Plan, s: &mut Spectrum, block: usize) {
+    let g = &plan.grid;
+    let at = g.at(0, block);
+    let (re, im) = (&mut s.re[at..], &mut s.im[at..]);
+    dit::<V, { LANES * COLUMN_BLOCK }>(re, im, g.nh, g.stride, &plan.columns);
 }
 
 /// 2-D inverse transform of `s` (times the grid's point count), correct on `rows` only.
@@ -506,12 +362,20 @@ pub(super) fn inverse_2d<V: Vector>(
     s: &mut Spectrum,
     rows: impl Iterator<Item = usize>,
 ) {
-    let g = &plan.grid;
-    for block in (0..g.nw).step_by(COLUMN_BLOCK) {
-        let at = g.at(0, block);
-        let (re, im) = (&mut s.re[at..], &mut s.im[at..]);
-        dit::<V, { LANES * COLUMN_BLOCK }>(re, im, g.nh, g.stride, &plan.columns);
+    for block in (0..plan.grid.nw).step_by(COLUMN_BLOCK) {
+        inverse_columns::<V>(plan, s, block);
     }
+    inverse_rows::<V>(plan, s, rows);
+}
+
+/// The row transforms of [`inverse_2d`], on `rows` only.
+#[inline(always)]
+pub(super) fn inverse_rows<V: Vector>(
+    plan: &Plan,
+    s: &mut Spectrum,
+    rows: impl Iterator<Item = usize>,
+) {
+    let g = &plan.grid;
     for r in rows {
         let row = g.row(r);
         dit::<V, LANES>(
@@ -521,6 +385,39 @@ pub(super) fn inverse_2d<V: Vector>(
             LANES,
             &plan.rows,
         );
+    }
+}
+
+/// `s ← F⁻¹_columns(F_columns(s) · k)` (`k̄` with `conjugate`) for a row-transformed `s`, one
+/// column block at a time, so each block stays in the L1 cache from its forward column transforms
+/// through the product to its inverse ones (the same values as [`forward_2d`]'s columns,
+/// the product and [`inverse_2d`]'s columns one after another). `between(s, block)` sees each
+/// block's spectrum just before the product.
+#[inline(always)]
+pub(super) fn filter_columns<V: Vector>(
+    plan: &Plan,
+    s: &mut Spectrum,
+    (k, conjugate): (&Spectrum, bool),
+    mut between: impl FnMut(&Spectrum, usize),
+) {
+    let g = &plan.grid;
+    let sign = V::splat(if conjugate { -1.0 } else { 1.0 });
+    for block in (0..g.nw).step_by(COLUMN_BLOCK) {
+        forward_columns::<V>(plan, s, block);
+        between(s, block);
+        for r in 0..g.nh {
+            let at = g.at(r, block);
+            let points = at..at + LANES * COLUMN_BLOCK;
+            let (sr, si) = (&mut s.re[points.clone()], &mut s.im[points.clone()]);
+            let (kr, ki) = (&k.re[points.clone()], &k.im[points]);
+            for p in (0..LANES * COLUMN_BLOCK).step_by(LANES) {
+                let (a, b) = (V::from_slice(&sr[p..]), V::from_slice(&si[p..]));
+                let (kr, ki) = (V::from_slice(&kr[p..]), sign.mul(V::from_slice(&ki[p..])));
+                a.mul(kr).sub(b.mul(ki)).to_slice(&mut sr[p..]);
+                a.mul(ki).add(b.mul(kr)).to_slice(&mut si[p..]);
+            }
+        }
+        inverse_columns::<V>(plan, s, block);
     }
 }
 
@@ -593,23 +490,6 @@ fn pieces<'a>(grid: &Grid, part: &'a [f32], r: usize) -> std::slice::ChunksExact
     part[grid.row(r)].chunks_exact(LANES)
 }
 
-/// `s ← s · k` (`conjugate`: `s ← s · k̄`) on every grid point.
-#[inline(always)]
-pub(super) fn multiply<V: Vector>(grid: &Grid, s: &mut Spectrum, k: &Spectrum, conjugate: bool) {
-    let sign = V::splat(if conjugate { -1.0 } else { 1.0 });
-    for r in 0..grid.nh {
-        let row = grid.row(r);
-        let (sr, si) = (&mut s.re[row.clone()], &mut s.im[row]);
-        let points = sr.chunks_exact_mut(LANES).zip(si.chunks_exact_mut(LANES));
-        for ((sr, si), (kr, ki)) in points.zip(pieces(grid, &k.re, r).zip(pieces(grid, &k.im, r))) {
-            let (a, b) = (V::from_slice(sr), V::from_slice(si));
-            let (kr, ki) = (V::from_slice(kr), sign.mul(V::from_slice(ki)));
-            a.mul(kr).sub(b.mul(ki)).to_slice(sr);
-            a.mul(ki).add(b.mul(kr)).to_slice(si);
-        }
-    }
-}
-
 /// `out ← z · k` on every grid point.
 #[inline(always)]
 pub(super) fn product<V: Vector>(grid: &Grid, out: &mut Spectrum, z: &Spectrum, k: &Spectrum) {
@@ -624,6 +504,31 @@ pub(super) fn product<V: Vector>(grid: &Grid, out: &mut Spectrum, z: &Spectrum, 
             let (kr, ki) = (V::from_slice(kr), V::from_slice(ki));
             a.mul(kr).sub(b.mul(ki)).to_slice(or);
             a.mul(ki).add(b.mul(kr)).to_slice(oi);
+        }
+    }
+}
+
+/// `acc ← acc + g · z̄` on the points of column block `block` (every row).
+#[inline(always)]
+pub(super) fn accumulate_correlation_block<V: Vector>(
+    grid: &Grid,
+    acc: &mut Spectrum,
+    (g, z): (&Spectrum, &Spectrum),
+    block: usize,
+) {
+    for r in 0..grid.nh {
+        let at = grid.at(r, block);
+        let points = at..at + LANES * COLUMN_BLOCK;
+        let (ar, ai) = (&mut acc.re[points.clone()], &mut acc.im[points.clone()]);
+        let (gr, gi) = (&g.re[points.clone()], &g.im[points.clone()]);
+        let (zr, zi) = (&z.re[points.clone()], &z.im[points]);
+        for p in (0..LANES * COLUMN_BLOCK).step_by(LANES) {
+            let (gr, gi) = (V::from_slice(&gr[p..]), V::from_slice(&gi[p..]));
+            let (zr, zi) = (V::from_slice(&zr[p..]), V::from_slice(&zi[p..]));
+            let re = V::from_slice(&ar[p..]).add(gr.mul(zr).add(gi.mul(zi)));
+            let im = V::from_slice(&ai[p..]).add(gi.mul(zr).sub(gr.mul(zi)));
+            re.to_slice(&mut ar[p..]);
+            im.to_slice(&mut ai[p..]);
         }
     }
 }

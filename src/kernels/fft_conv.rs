@@ -45,11 +45,12 @@ use std::mem::MaybeUninit;
 
 use super::channelwise::ChannelwiseShape;
 use super::fft::{
-    Grid, LANES, Plan, Spectrum, Vector, accumulate_correlation, forward_2d, inverse_2d, load,
-    multiply, product, store, vectorized,
+    Grid, Plan, Spectrum, accumulate_correlation, accumulate_correlation_block, filter_columns,
+    forward_2d, forward_rows, inverse_2d, inverse_rows, load, product, store,
 };
 use super::isa::Isa;
 use super::memory::{assume_init, uninit};
+use super::vector::{LANES, Vector, vectorized};
 
 /// Smallest filter (taps) for which [`pays`] considers the FFT.
 const MIN_TAPS: usize = 49;
@@ -403,9 +404,9 @@ fn forward_task_body<V: Vector>(t: &ForwardTask, b: usize, group: usize, z: &mut
     let re = group_planes(t.x, t.zero, sizes, b, group);
     let im = group_planes(t.x, t.zero, sizes, b + 1, group);
     load::<V>(g, z, (shape.in_h, shape.in_w), &re, &im);
-    forward_2d::<V>(t.plan, z, shape.in_h);
-    multiply::<V>(g, z, t.filters, false);
-    inverse_2d::<V>(t.plan, z, 0..shape.out_h());
+    forward_rows::<V>(t.plan, z, shape.in_h);
+    filter_columns::<V>(t.plan, z, (t.filters, false), |_, _| {});
+    inverse_rows::<V>(t.plan, z, 0..shape.out_h());
     // SAFETY: planes (b and b + 1, group's channels) belong to this task only.
     unsafe {
         t.out
@@ -502,21 +503,31 @@ fn backward_group_body<V: Vector>(t: &BackwardTask, group: usize) -> Vec<f32> {
         let re = group_planes(t.grad_out, t.zero, out_sizes, b, group);
         let im = group_planes(t.grad_out, t.zero, out_sizes, b + 1, group);
         load::<V>(g, &mut grad, (shape.out_h(), shape.out_w()), &re, &im);
-        forward_2d::<V>(t.plan, &mut grad, shape.out_h());
-        if let Some(spectra) = t.x_spectra {
-            accumulate_correlation::<V>(g, &mut acc, &grad, &spectra[b / 2]);
+        forward_rows::<V>(t.plan, &mut grad, shape.out_h());
+        let x_spectrum = if let Some(spectra) = t.x_spectra {
+            Some(&spectra[b / 2])
         } else if t.want_filter {
             let re = group_planes(t.x, t.zero, in_sizes, b, group);
             let im = group_planes(t.x, t.zero, in_sizes, b + 1, group);
             load::<V>(g, &mut z, (shape.in_h, shape.in_w), &re, &im);
             forward_2d::<V>(t.plan, &mut z, shape.in_h);
-            accumulate_correlation::<V>(g, &mut acc, &grad, &z);
-        }
+            Some(&z)
+        } else {
+            None
+        };
         if let Some(grad_x) = t.grad_x {
-            multiply::<V>(g, &mut grad, t.filters, true);
-            inverse_2d::<V>(t.plan, &mut grad, 0..shape.in_h);
+            // Column block by column block: the filter gradient's sum, then the input gradient.
+            filter_columns::<V>(t.plan, &mut grad, (t.filters, true), |grad, block| {
+                if let Some(x) = x_spectrum {
+                    accumulate_correlation_block::<V>(g, &mut acc, (grad, x), block);
+                }
+            });
+            inverse_rows::<V>(t.plan, &mut grad, 0..shape.in_h);
             // SAFETY: planes (b and b + 1, group's channels) belong to this task only.
             unsafe { grad_x.store_pair::<V>(g, &grad, (b, n, c, group), (shape.in_h, shape.in_w)) };
+        } else if let Some(x) = x_spectrum {
+            forward_2d::<V>(t.plan, &mut grad, 0);
+            accumulate_correlation::<V>(g, &mut acc, &grad, x);
         }
     }
     if !t.want_filter {

@@ -56,6 +56,7 @@ mod matmul;
 pub mod memory;
 pub mod pointwise;
 pub mod readout;
+mod vector;
 
 #[cfg(test)]
 mod fused_tests;

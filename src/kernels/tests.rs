@@ -177,10 +177,12 @@ fn fused_elu_matches_burn_ops() {
 
 #[test]
 fn tiled_transpose_moves_every_value_at_ragged_sizes() {
-    for (rows, cols) in [(1, 1), (3, 5), (16, 16), (17, 33), (64, 1100)] {
+    for (isa, (rows, cols)) in Isa::supported().into_iter().flat_map(|isa| {
+        [(1, 1), (3, 5), (16, 16), (17, 33), (64, 1100), (8, 1100)].map(|s| (isa, s))
+    }) {
         let values: Vec<f32> = (0..rows * cols).map(|v| v as f32).collect();
         let mut out = memory::uninit(rows * cols);
-        readout::transpose_into(&values, rows, cols, &mut out);
+        readout::transpose_into(isa, &values, (rows, cols), &mut out);
         // SAFETY: `transpose_into` writes all rows · cols values (NaN in tests until written).
         let out = unsafe { memory::assume_init(out) };
         for r in 0..rows {
@@ -188,7 +190,7 @@ fn tiled_transpose_moves_every_value_at_ragged_sizes() {
                 assert_eq!(
                     out[c * rows + r],
                     values[r * cols + c],
-                    "{rows}×{cols} at ({r}, {c})"
+                    "{isa}: {rows}×{cols} at ({r}, {c})"
                 );
             }
         }

@@ -6,7 +6,8 @@
 //! points do not all fall in the same few L1 cache sets.
 //!
 //! Transforms are radix-2, two stages at a time (the four elements a stage pair reads stay in
-//! registers between its stages: half the loads and stores of single stages, the same results):
+//! registers between its stages: half the loads and stores of single stages, the same results),
+//! with the twiddles 1 and ±i of each group's first element pair applied without multiplying:
 //! decimation in frequency forward (natural order in, bit-reversed out) and decimation in time
 //! inverse (bit-reversed in, natural out). Products between them do not care about the order, so
 //! no permutation is ever done. 2-D: rows first (only those holding data), then columns, 8
@@ -143,6 +144,31 @@ fn dit_butterfly<V: Vector>(x: &mut Lanes<V>, y: &mut Lanes<V>, (wr, wi): (V, V)
     *x = (x.0.add(tr), x.1.add(ti));
 }
 
+/// A butterfly whose twiddle is 1 (both directions): `(x, y) → (x + y, x − y)`.
+#[inline(always)]
+fn sum_difference<V: Vector>(x: &mut Lanes<V>, y: &mut Lanes<V>) {
+    let d = (x.0.sub(y.0), x.1.sub(y.1));
+    *x = (x.0.add(y.0), x.1.add(y.1));
+    *y = d;
+}
+
+/// [`dif_butterfly`] with twiddle `−i`: `(x, y) → (x + y, (x − y)·(−i))`, where
+/// `(a + bi)·(−i) = b − ai`.
+#[inline(always)]
+fn dif_butterfly_minus_i<V: Vector>(x: &mut Lanes<V>, y: &mut Lanes<V>) {
+    let d = (x.1.sub(y.1), y.0.sub(x.0));
+    *x = (x.0.add(y.0), x.1.add(y.1));
+    *y = d;
+}
+
+/// [`dit_butterfly`] with twiddle `i`: `(x, y) → (x + y·i, x − y·i)`, where `y·i = −y.im + y.re·i`.
+#[inline(always)]
+fn dit_butterfly_i<V: Vector>(x: &mut Lanes<V>, y: &mut Lanes<V>) {
+    let (yr, yi) = *y;
+    *y = (x.0.add(yi), x.1.sub(yr));
+    *x = (x.0.sub(yi), x.1.add(yr));
+}
+
 /// The `n` elements of one transform: element `i` is `W` floats at `i · stride` of the real and
 /// the imaginary parts, read and written in 8-lane pieces. Raw pointers, bounds checked once in
 /// [`Elements::new`] (with slices every piece paid its own checks).
@@ -207,6 +233,37 @@ fn dif_two_stages<V: Vector, const W: usize>(
     e.set(i + 3 * q, p, e3);
 }
 
+/// [`dif_two_stages`] for `j = 0`, whose twiddles are `a0 = b = 1` and `a1 = −i`: no
+/// multiplications.
+#[inline(always)]
+fn dif_two_stages_first<V: Vector, const W: usize>(e: &Elements<W>, (i, q, p): (usize, usize, usize)) {
+    let (mut e0, mut e2) = (e.get::<V>(i, p), e.get::<V>(i + 2 * q, p));
+    sum_difference(&mut e0, &mut e2);
+    let (mut e1, mut e3) = (e.get(i + q, p), e.get(i + 3 * q, p));
+    dif_butterfly_minus_i(&mut e1, &mut e3);
+    sum_difference(&mut e0, &mut e1);
+    e.set(i, p, e0);
+    e.set(i + q, p, e1);
+    sum_difference(&mut e2, &mut e3);
+    e.set(i + 2 * q, p, e2);
+    e.set(i + 3 * q, p, e3);
+}
+
+/// [`dit_two_stages`] for `j = 0` (conjugate twiddles `b = a0 = 1`, `a1 = i`).
+#[inline(always)]
+fn dit_two_stages_first<V: Vector, const W: usize>(e: &Elements<W>, (i, q, p): (usize, usize, usize)) {
+    let (mut e0, mut e1) = (e.get::<V>(i, p), e.get::<V>(i + q, p));
+    sum_difference(&mut e0, &mut e1);
+    let (mut e2, mut e3) = (e.get(i + 2 * q, p), e.get(i + 3 * q, p));
+    sum_difference(&mut e2, &mut e3);
+    sum_difference(&mut e0, &mut e2);
+    e.set(i, p, e0);
+    e.set(i + 2 * q, p, e2);
+    dit_butterfly_i(&mut e1, &mut e3);
+    e.set(i + q, p, e1);
+    e.set(i + 3 * q, p, e3);
+}
+
 /// The inverse of [`dif_two_stages`] (times 4; twiddles come conjugated): pairs (0, 1), (2, 3)
 /// with `b`, then (0, 2), (1, 3) with `a0`, `a1`.
 #[inline(always)]
@@ -243,7 +300,10 @@ fn dif<V: Vector, const W: usize>(
     while half >= 2 {
         let q = half / 2;
         for g in (0..n).step_by(2 * half) {
-            for j in 0..q {
+            for p in 0..W / LANES {
+                dif_two_stages_first::<V, W>(&e, (g, q, p));
+            }
+            for j in 1..q {
                 let a0 = tw.get::<V>(j * step, false);
                 let a1 = tw.get::<V>((j + q) * step, false);
                 let b = tw.get::<V>(2 * j * step, false);
@@ -256,11 +316,10 @@ fn dif<V: Vector, const W: usize>(
         step *= 4;
     }
     if half == 1 {
-        let w = tw.get::<V>(0, false);
         for g in (0..n).step_by(2) {
             for p in 0..W / LANES {
-                let (mut x, mut y) = (e.get(g, p), e.get(g + 1, p));
-                dif_butterfly(&mut x, &mut y, w);
+                let (mut x, mut y) = (e.get::<V>(g, p), e.get::<V>(g + 1, p));
+                sum_difference(&mut x, &mut y);
                 e.set(g, p, x);
                 e.set(g + 1, p, y);
             }
@@ -284,11 +343,10 @@ fn dit<V: Vector, const W: usize>(
     let e = Elements::<W>::new(re, im, n, stride);
     let mut q = 1;
     if n.trailing_zeros() % 2 == 1 {
-        let w = tw.get::<V>(0, true);
         for g in (0..n).step_by(2) {
             for p in 0..W / LANES {
-                let (mut x, mut y) = (e.get(g, p), e.get(g + 1, p));
-                dit_butterfly(&mut x, &mut y, w);
+                let (mut x, mut y) = (e.get::<V>(g, p), e.get::<V>(g + 1, p));
+                sum_difference(&mut x, &mut y);
                 e.set(g, p, x);
                 e.set(g + 1, p, y);
             }
@@ -299,7 +357,10 @@ fn dit<V: Vector, const W: usize>(
         // Undo the stage pair (2q, q): stage q first, then 2q.
         let (step_b, step_a) = (n / (2 * q), n / (4 * q));
         for g in (0..n).step_by(4 * q) {
-            for j in 0..q {
+            for p in 0..W / LANES {
+                dit_two_stages_first::<V, W>(&e, (g, q, p));
+            }
+            for j in 1..q {
                 let b = tw.get::<V>(j * step_b, true);
                 let a0 = tw.get::<V>(j * step_a, true);
                 let a1 = tw.get::<V>((j + q) * step_a, true);

@@ -236,7 +236,10 @@ fn dif_two_stages<V: Vector, const W: usize>(
 /// [`dif_two_stages`] for `j = 0`, whose twiddles are `a0 = b = 1` and `a1 = −i`: no
 /// multiplications.
 #[inline(always)]
-fn dif_two_stages_first<V: Vector, const W: usize>(e: &Elements<W>, (i, q, p): (usize, usize, usize)) {
+fn dif_two_stages_first<V: Vector, const W: usize>(
+    e: &Elements<W>,
+    (i, q, p): (usize, usize, usize),
+) {
     let (mut e0, mut e2) = (e.get::<V>(i, p), e.get::<V>(i + 2 * q, p));
     sum_difference(&mut e0, &mut e2);
     let (mut e1, mut e3) = (e.get(i + q, p), e.get(i + 3 * q, p));
@@ -251,7 +254,10 @@ fn dif_two_stages_first<V: Vector, const W: usize>(e: &Elements<W>, (i, q, p): (
 
 /// [`dit_two_stages`] for `j = 0` (conjugate twiddles `b = a0 = 1`, `a1 = i`).
 #[inline(always)]
-fn dit_two_stages_first<V: Vector, const W: usize>(e: &Elements<W>, (i, q, p): (usize, usize, usize)) {
+fn dit_two_stages_first<V: Vector, const W: usize>(
+    e: &Elements<W>,
+    (i, q, p): (usize, usize, usize),
+) {
     let (mut e0, mut e1) = (e.get::<V>(i, p), e.get::<V>(i + q, p));
     sum_difference(&mut e0, &mut e1);
     let (mut e2, mut e3) = (e.get(i + 2 * q, p), e.get(i + 3 * q, p));

@@ -104,6 +104,12 @@ fn readout_matches_burn_ops() {
 }
 
 #[test]
+fn readout_matches_burn_ops_when_the_backward_pass_splits_the_batch() {
+    // 19 images: the backward pass's groups of 8, 8 and 3, whose feature gradients are added.
+    assert_readout_matches_ops(19, 24, 5, 8, 33);
+}
+
+#[test]
 fn readout_matches_burn_ops_for_one_image() {
     assert_readout_matches_ops(1, 16, 5, 7, 70);
 }
@@ -151,17 +157,18 @@ fn readout_gradient_reaches_only_what_needs_it() {
 
 #[test]
 fn readout_results_do_not_depend_on_the_thread_count() {
+    // 21 images: three groups in the backward pass.
     let shape = readout::ReadoutShape {
-        batch: 5,
+        batch: 21,
         channels: 9,
         height: 6,
         width: 7,
         neurons: 70,
     };
-    let map = random([5, 9, 6, 7], 1.0).try_to_vec::<f32>().unwrap();
-    let positions = test_positions(5, 70, 6, 7).try_to_vec::<f32>().unwrap();
+    let map = random([21, 9, 6, 7], 1.0).try_to_vec::<f32>().unwrap();
+    let positions = test_positions(21, 70, 6, 7).try_to_vec::<f32>().unwrap();
     let features = random([9, 70], 1.0).try_to_vec::<f32>().unwrap();
-    let grad = random([5, 70], 1.0).try_to_vec::<f32>().unwrap();
+    let grad = random([21, 70], 1.0).try_to_vec::<f32>().unwrap();
     let wanted = readout::Wanted {
         map: true,
         positions: true,

@@ -300,7 +300,7 @@ fn training_batch_norm_with_and_without_elu_agrees_on_every_path_forward_and_bac
 #[test]
 fn gaussian_readout_agrees_on_every_path_forward_and_backward() {
     let shape = ReadoutShape {
-        batch: 3,
+        batch: 11,
         channels: 19,
         height: 7,
         width: 9,

@@ -6,18 +6,17 @@
 //! a sum over channels) this is some forty passes, several over batch × neurons × channels
 //! intermediates (87 MB each for lurz2020 at batch 64). Here each (b, n) reads four C-vectors of
 //! the map laid out channels-last ([`layout`]), so the C-vector of every tap is contiguous; the
-//! per-(image, neuron) loops are in [`reading`]. The forward pass lays each image out in a
-//! per-thread buffer that stays in cache; the backward pass lays out the whole batch once for the
-//! map, position and feature gradients.
+//! per-(image, neuron) loops are in [`reading`]. Both passes lay each image out in a buffer of
+//! their task's that stays in cache.
 //!
 //! Conventions are those of `grid_sample(mode="bilinear", padding_mode="zeros",
 //! align_corners=True)` as `bilinear_sample` writes them: the tap coordinates (floors) carry no
 //! gradient, the interpolation weights do, and taps outside the map read 0.
 //!
 //! Parallel work is split so that no two tasks write the same value and every sum runs in a fixed
-//! order, so results do not depend on the thread count: the forward pass, the map gradient and
-//! the position gradient go image by image; the feature gradient goes neuron block by neuron
-//! block, each summing over images in order.
+//! order, so results do not depend on the thread count: the forward pass goes image by image; the
+//! backward pass goes by fixed groups of images, the feature gradient summed within each group
+//! and then over the groups in order.
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -37,8 +36,8 @@ mod layout;
 mod reading;
 
 pub(super) use layout::transpose_into;
-use layout::{as_uninit, channels_last, channels_last_image, transpose};
-use reading::{feature_block, forward_image, image_grads};
+use layout::{as_uninit, channels_last_image, transpose};
+use reading::{forward_image, image_grads};
 
 /// Sizes of one read-out: map `[batch, channels, height, width]`, positions `[batch, neurons, 2]`
 /// and features `[channels, neurons]`.
@@ -70,9 +69,12 @@ pub struct Wanted {
     pub features: bool,
 }
 
-/// Neurons per task of the feature gradient: their accumulators (`NEURON_BLOCK × C` floats) stay
-/// in L1 while each neuron's taps are read from every image.
-const NEURON_BLOCK: usize = 32;
+/// Images per task of the backward pass (each task adds its images' feature gradients into a
+/// `neurons × C` buffer of its own).
+const IMAGES_PER_TASK: usize = 8;
+
+/// Values per task of the sum of the tasks' feature gradients.
+const SUM_BLOCK: usize = 16 * 1024;
 
 /// `y` `[batch, neurons]` from the map `[batch, channels, h, w]`, positions `[batch, neurons, 2]`
 /// and features `[channels, neurons]`, on [`Isa::active`].
@@ -127,6 +129,12 @@ pub fn backward(
 
 /// [`backward`] on the path `isa` (all paths give the same numbers), with the operands (map,
 /// positions, features).
+///
+/// Tasks of [`IMAGES_PER_TASK`] images: each lays its images out channels-last one at a time in
+/// a buffer of its own (which stays in cache), sums each image's map gradient there and lays it
+/// out channels-first, writes the position gradient, and adds the feature gradient into a
+/// `neurons × C` buffer of its own, streamed in neuron order; the tasks' feature gradients are
+/// added in task order at the end, so the sums do not depend on the thread count.
 pub fn backward_on(
     isa: Isa,
     shape: &ReadoutShape,
@@ -136,86 +144,93 @@ pub fn backward_on(
 ) -> ReadoutGrads {
     check_lengths(shape, map, positions, features);
     assert_eq!(grad.len(), shape.batch * shape.neurons, "output gradient");
-    let maps = channels_last(isa, shape, map);
-    let (map_grad, positions_grad) = if wanted.map || wanted.positions {
-        let features_nc = transpose(isa, features, shape.channels, shape.neurons);
-        let (m, p) = map_and_position_grads(isa, shape, &maps, positions, &features_nc, grad);
-        (wanted.map.then_some(m), wanted.positions.then_some(p))
-    } else {
-        (None, None)
-    };
-    ReadoutGrads {
-        map: map_grad,
-        positions: positions_grad,
-        features: wanted
-            .features
-            .then(|| feature_grad(isa, shape, &maps, positions, grad)),
-    }
-}
-
-/// Map gradient `[batch, channels, h, w]` and position gradient `[batch, neurons, 2]` from the
-/// channels-last map, image by image (each image's map gradient is summed by one task, in a
-/// per-thread channels-last buffer, then laid out channels-first).
-fn map_and_position_grads(
-    isa: Isa,
-    shape: &ReadoutShape,
-    maps: &[f32],
-    positions: &[f32],
-    features: &[f32],
-    grad: &[f32],
-) -> (Vec<f32>, Vec<f32>) {
-    let n = shape.neurons;
-    let mut positions_grad = vec![0.0f32; positions.len()];
+    let (n, c, image) = (shape.neurons, shape.channels, shape.image());
     if n == 0 {
-        return (zeroed(shape.batch * shape.image()), positions_grad);
+        return ReadoutGrads {
+            map: wanted.map.then(|| zeroed(map.len())),
+            positions: wanted.positions.then(Vec::new),
+            features: wanted.features.then(Vec::new),
+        };
     }
-    let mut map_grad = uninit(shape.batch * shape.image());
-    map_grad
-        .par_chunks_mut(shape.image().max(1))
-        .zip(positions_grad.par_chunks_mut(2 * n))
-        .zip(maps.par_chunks(shape.padded_image().max(1)))
-        .zip(positions.par_chunks(2 * n))
-        .zip(grad.par_chunks(n))
-        .for_each_init(
-            || vec![0.0f32; shape.padded_image()],
-            |image_grad, ((((map_grad, positions_grad), image), positions), grad)| {
-                image_grad.fill(0.0);
-                let inputs = (image, positions, features, grad);
-                image_grads(isa, shape, inputs, image_grad, positions_grad);
-                let points = &image_grad[..shape.zero_row()];
-                transpose_into(isa, points, (shape.plane(), shape.channels), map_grad);
-            },
-        );
-    // SAFETY: with neurons present, every image's chunk of `map_grad` is zipped with that
-    // image's positions and gradient (`check_lengths` and the assert on `grad` fix their lengths),
-    // and `transpose_into` writes all of its channels · plane values.
-    (unsafe { assume_init(map_grad) }, positions_grad)
-}
-
-/// Feature gradient `[channels, neurons]`: `Σ_b grad[b, n] · bilinear(x[b], p[b, n])` from the
-/// channels-last map, block of neurons by block, each summing over the images in order.
-fn feature_grad(
-    isa: Isa,
-    shape: &ReadoutShape,
-    maps: &[f32],
-    positions: &[f32],
-    grad: &[f32],
-) -> Vec<f32> {
-    let (n, c) = (shape.neurons, shape.channels);
-    let mut grad_nc = vec![0.0f32; n * c];
-    grad_nc
-        .par_chunks_mut((NEURON_BLOCK * c).max(1))
+    let features_nc = transpose(isa, features, c, n);
+    let tasks = shape.batch.div_ceil(IMAGES_PER_TASK);
+    let images_in = |task: usize| IMAGES_PER_TASK.min(shape.batch - task * IMAGES_PER_TASK);
+    let mut map_grad = uninit(if wanted.map { map.len() } else { 0 });
+    let mut positions_grad = vec![0.0f32; positions.len()];
+    let (mut map_rest, mut positions_rest) = (&mut map_grad[..], &mut positions_grad[..]);
+    let mut chunks = Vec::with_capacity(tasks);
+    for task in 0..tasks {
+        let map_len = if wanted.map {
+            images_in(task) * image
+        } else {
+            0
+        };
+        let (map_chunk, rest) = map_rest.split_at_mut(map_len);
+        let (positions_chunk, positions_tail) =
+            positions_rest.split_at_mut(images_in(task) * 2 * n);
+        chunks.push((map_chunk, positions_chunk));
+        (map_rest, positions_rest) = (rest, positions_tail);
+    }
+    let feature_grads: Vec<Vec<f32>> = chunks
+        .into_par_iter()
         .enumerate()
-        .for_each(|(block, acc)| {
-            feature_block(
-                isa,
-                shape,
-                (maps, positions, grad),
-                block * NEURON_BLOCK,
-                acc,
-            )
-        });
-    transpose(isa, &grad_nc, n, c)
+        .map(|(task, (map_grad, positions_grad))| {
+            let mut layout = vec![0.0f32; shape.padded_image()];
+            let mut image_grad = vec![0.0f32; shape.padded_image()];
+            let mut feature_grad = vec![0.0f32; if wanted.features { n * c } else { 0 }];
+            for k in 0..images_in(task) {
+                let b = task * IMAGES_PER_TASK + k;
+                channels_last_image(
+                    isa,
+                    shape,
+                    &map[b * image..(b + 1) * image],
+                    as_uninit(&mut layout),
+                );
+                image_grad.fill(0.0);
+                let inputs = (
+                    &layout[..],
+                    &positions[b * 2 * n..(b + 1) * 2 * n],
+                    &features_nc[..],
+                    &grad[b * n..(b + 1) * n],
+                );
+                let outputs = (
+                    &mut image_grad[..],
+                    &mut positions_grad[k * 2 * n..(k + 1) * 2 * n],
+                    &mut feature_grad[..],
+                );
+                image_grads(isa, shape, inputs, outputs);
+                if wanted.map {
+                    let out = &mut map_grad[k * image..(k + 1) * image];
+                    transpose_into(
+                        isa,
+                        &image_grad[..shape.zero_row()],
+                        (shape.plane(), c),
+                        out,
+                    );
+                }
+            }
+            feature_grad
+        })
+        .collect();
+    let features = wanted.features.then(|| {
+        let mut sum = vec![0.0f32; n * c];
+        sum.par_chunks_mut(SUM_BLOCK)
+            .enumerate()
+            .for_each(|(block, sum)| {
+                for task_grad in &feature_grads {
+                    let part = &task_grad[block * SUM_BLOCK..][..sum.len()];
+                    sum.iter_mut().zip(part).for_each(|(s, v)| *s += v);
+                }
+            });
+        transpose(isa, &sum, n, c)
+    });
+    ReadoutGrads {
+        // SAFETY: with `wanted.map`, the tasks' chunks cover `map_grad` (one `image` per image of
+        // the batch), and `transpose_into` writes every value of each image's.
+        map: wanted.map.then(|| unsafe { assume_init(map_grad) }),
+        positions: wanted.positions.then_some(positions_grad),
+        features,
+    }
 }
 
 fn check_lengths(shape: &ReadoutShape, map: &[f32], positions: &[f32], features: &[f32]) {

@@ -2,7 +2,6 @@
 //! contiguous, with one zero row after each image's points, which taps outside the map read (and
 //! whose gradient row is written and thrown away), so no reading branches on where its taps are.
 
-use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 use super::super::isa::Isa;
@@ -111,17 +110,4 @@ pub(super) fn channels_last_image(
     for v in zero {
         v.write(0.0);
     }
-}
-
-/// The whole map `[batch, channels, h, w]` channels-last, `[batch, h · w + 1, channels]`, image
-/// by image in parallel.
-pub(super) fn channels_last(isa: Isa, shape: &ReadoutShape, map: &[f32]) -> Vec<f32> {
-    assert_eq!(map.len(), shape.batch * shape.image());
-    let mut out = uninit(shape.batch * shape.padded_image());
-    out.par_chunks_mut(shape.padded_image().max(1))
-        .zip(map.par_chunks(shape.image().max(1)))
-        .for_each(|(out, image)| channels_last_image(isa, shape, image, out));
-    // SAFETY: the chunks cover `out` (`batch` of them, one per image of `map`), and
-    // `channels_last_image` writes every value of each.
-    unsafe { assume_init(out) }
 }

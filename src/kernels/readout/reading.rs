@@ -6,7 +6,7 @@
 //! - forward: the reading `s = Σ_t w_t · x_t`, then `y = s · f`, 8 channels at a time;
 //! - position gradient: from the four tap values `x_t · f` (see [`Taps::position_grad`]);
 //! - map gradient: `∂L/∂x_t += (g · w_t) · f`;
-//! - feature gradient: `∂L/∂f += Σ_t (g · w_t) · x_t`, summed over the images in order.
+//! - feature gradient: `∂L/∂f += Σ_t (g · w_t) · x_t`.
 //!
 //! Taps outside the map point at the image's zero row with weight 0 (the forward pass reads
 //! zeros there; the gradients skip them).
@@ -167,20 +167,25 @@ fn axpy(out: &mut [f32], scale: f32, x: &[f32]) {
     }
 }
 
-/// Adds one image's map gradient to `image_grad` (channels-last, the same layout as the image)
-/// and writes its position gradient, neuron by neuron in order.
+/// One image's outputs: map gradient (channels-last, the layout of the image), position gradient
+/// and the feature gradient `[neurons, channels]` to add to (empty: not wanted).
+pub(super) type ImageOutputs<'a> = (&'a mut [f32], &'a mut [f32], &'a mut [f32]);
+
+/// Adds one image's map gradient to `image_grad` and its feature gradient to `feature_grad`
+/// (unless empty), and writes its position gradient, neuron by neuron in order.
 #[inline(always)]
 fn image_grads_body(
     shape: &ReadoutShape,
     (image, positions, features, grad): ImageInputs<'_>,
-    image_grad: &mut [f32],
-    positions_grad: &mut [f32],
+    (image_grad, positions_grad, feature_grad): ImageOutputs<'_>,
 ) {
     let c = shape.channels;
+    let with_features = !feature_grad.is_empty();
     for j in 0..shape.neurons {
         let taps = Taps::new(shape, positions[2 * j], positions[2 * j + 1]);
         let feature = &features[j * c..(j + 1) * c];
-        let values = taps.rows(image, c).map(|row| dot(row, feature));
+        let rows = taps.rows(image, c);
+        let values = rows.map(|row| dot(row, feature));
         let g = grad[j];
         let [gx, gy] = taps.position_grad(shape, values, g);
         positions_grad[2 * j] = gx;
@@ -189,6 +194,13 @@ fn image_grads_body(
             if taps.weights[t] != 0.0 {
                 let o = taps.offsets[t];
                 axpy(&mut image_grad[o..o + c], g * taps.weights[t], feature);
+                if with_features {
+                    axpy(
+                        &mut feature_grad[j * c..(j + 1) * c],
+                        g * taps.weights[t],
+                        rows[t],
+                    );
+                }
             }
         }
     }
@@ -199,47 +211,6 @@ multiversion!(
     pub(super) fn image_grads => image_grads_body(
         shape: &ReadoutShape,
         inputs: ImageInputs<'_>,
-        image_grad: &mut [f32],
-        positions_grad: &mut [f32],
-    )
-);
-
-/// Feature gradient `[neurons, channels]` of the neurons from `first` on that `acc` holds (zeros
-/// on entry), `Σ_b g[b, n] · s[b, n]` over all images in order, from the channels-last map of the
-/// whole batch, the positions and the output gradient.
-#[inline(always)]
-fn feature_block_body(
-    shape: &ReadoutShape,
-    (maps, positions, grad): (&[f32], &[f32], &[f32]),
-    first: usize,
-    acc: &mut [f32],
-) {
-    let (n, c) = (shape.neurons, shape.channels);
-    let image_len = shape.padded_image();
-    let count = acc.len() / c.max(1);
-    for b in 0..shape.batch {
-        let image = &maps[b * image_len..(b + 1) * image_len];
-        for k in 0..count {
-            let i = b * n + first + k;
-            let taps = Taps::new(shape, positions[2 * i], positions[2 * i + 1]);
-            let g = grad[i];
-            let acc = &mut acc[k * c..(k + 1) * c];
-            for t in 0..4 {
-                if taps.weights[t] != 0.0 {
-                    let o = taps.offsets[t];
-                    axpy(acc, g * taps.weights[t], &image[o..o + c]);
-                }
-            }
-        }
-    }
-}
-
-multiversion!(
-    /// [`feature_block_body`] compiled for `isa`.
-    pub(super) fn feature_block => feature_block_body(
-        shape: &ReadoutShape,
-        inputs: (&[f32], &[f32], &[f32]),
-        first: usize,
-        acc: &mut [f32],
+        outputs: ImageOutputs<'_>,
     )
 );

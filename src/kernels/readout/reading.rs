@@ -190,16 +190,12 @@ fn image_grads_body(
         let [gx, gy] = taps.position_grad(shape, values, g);
         positions_grad[2 * j] = gx;
         positions_grad[2 * j + 1] = gy;
-        for t in 0..4 {
-            if taps.weights[t] != 0.0 {
-                let o = taps.offsets[t];
-                axpy(&mut image_grad[o..o + c], g * taps.weights[t], feature);
+        let taps_with_rows = taps.offsets.iter().zip(taps.weights).zip(rows);
+        for ((&o, weight), row) in taps_with_rows {
+            if weight != 0.0 {
+                axpy(&mut image_grad[o..o + c], g * weight, feature);
                 if with_features {
-                    axpy(
-                        &mut feature_grad[j * c..(j + 1) * c],
-                        g * taps.weights[t],
-                        rows[t],
-                    );
+                    axpy(&mut feature_grad[j * c..(j + 1) * c], g * weight, row);
                 }
             }
         }

@@ -383,14 +383,12 @@ fn dit<V: Vector, const W: usize>(
 #[inline(always)]
 pub(super) fn forward_2d<V: Vector>(plan: &Plan, s: &mut Spectrum, data_rows: usize) {
     forward_rows::<V>(plan, s, data_rows);
-    for block in (0..plan.grid.nw).step_by(COLUMN_BLOCK) {
-        forward_columns::<V>(plan, s, block);
-    }
+    forward_columns_2d::<V>(plan, s);
 }
 
 /// The row transforms of [`forward_2d`] (rows from `data_rows` on are zero and stay so).
 #[inline(always)]
-pub(super) fn forward_rows<V: Vector>(plan: &Plan, s: &mut Spectrum, data_rows: usize) {
+fn forward_rows<V: Vector>(plan: &Plan, s: &mut Spectrum, data_rows: usize) {
     let g = &plan.grid;
     for r in 0..data_rows {
         let row = g.row(r);
@@ -429,19 +427,21 @@ pub(super) fn inverse_2d<V: Vector>(
     s: &mut Spectrum,
     rows: impl Iterator<Item = usize>,
 ) {
+    inverse_columns_2d::<V>(plan, s);
+    inverse_rows::<V>(plan, s, rows);
+}
+
+/// The column half of [`inverse_2d`] (before [`store_rows`]).
+#[inline(always)]
+pub(super) fn inverse_columns_2d<V: Vector>(plan: &Plan, s: &mut Spectrum) {
     for block in (0..plan.grid.nw).step_by(COLUMN_BLOCK) {
         inverse_columns::<V>(plan, s, block);
     }
-    inverse_rows::<V>(plan, s, rows);
 }
 
 /// The row transforms of [`inverse_2d`], on `rows` only.
 #[inline(always)]
-pub(super) fn inverse_rows<V: Vector>(
-    plan: &Plan,
-    s: &mut Spectrum,
-    rows: impl Iterator<Item = usize>,
-) {
+fn inverse_rows<V: Vector>(plan: &Plan, s: &mut Spectrum, rows: impl Iterator<Item = usize>) {
     let g = &plan.grid;
     for r in rows {
         let row = g.row(r);
@@ -490,63 +490,106 @@ pub(super) fn filter_columns<V: Vector>(
 
 /// Writes `h × w` planes into the grid's top-left corner, lane `l` from `re[l]` (real part) and
 /// `im[l]` (imaginary part), zero elsewhere (rows from `h` on are cleared too: the column
-/// transforms read them). Full 8-column blocks move as 8 × 8 transposes.
+/// transforms read them), and runs each data row's forward transform as soon as the row is
+/// written, while it is in the L1 cache: the row half of [`forward_2d`], whose columns
+/// [`forward_columns_2d`] or [`filter_columns`] do next. Full 8-column blocks move as 8 × 8
+/// transposes.
 #[inline(always)]
-pub(super) fn load<V: Vector>(
-    grid: &Grid,
+pub(super) fn load_rows<V: Vector>(
+    plan: &Plan,
     s: &mut Spectrum,
     (h, w): (usize, usize),
     re: &[&[f32]; LANES],
     im: &[&[f32]; LANES],
 ) {
-    let full = w / LANES * LANES;
-    for (part, planes) in [(&mut s.re, re), (&mut s.im, im)] {
-        for r in 0..grid.nh {
-            let row = &mut part[grid.row(r)];
-            if r >= h {
-                row.fill(0.0);
-                continue;
-            }
-            let rows: [&[f32]; LANES] = std::array::from_fn(|l| &planes[l][r * w..(r + 1) * w]);
-            let (blocks, rest) = row.split_at_mut(full * LANES);
-            for (b, points) in blocks.chunks_exact_mut(LANES * LANES).enumerate() {
-                let m = std::array::from_fn(|l| V::from_slice(&rows[l][b * LANES..]));
-                for (point, v) in points.chunks_exact_mut(LANES).zip(V::transpose(m)) {
-                    v.to_slice(point);
-                }
-            }
-            for (i, point) in rest.chunks_exact_mut(LANES).enumerate() {
-                let col = full + i;
-                for (l, value) in point.iter_mut().enumerate() {
-                    *value = if col < w { rows[l][col] } else { 0.0 };
-                }
-            }
+    let grid = &plan.grid;
+    for r in 0..grid.nh {
+        for (part, planes) in [(&mut s.re, re), (&mut s.im, im)] {
+            load_row::<V>(grid, &mut part[grid.row(r)], r, (h, w), planes);
+        }
+        if r < h {
+            let row = grid.row(r);
+            let (re, im) = (&mut s.re[row.clone()], &mut s.im[row]);
+            dif::<V, LANES>(re, im, grid.nw, LANES, &plan.rows);
         }
     }
 }
 
-/// Copies rows `0..h` × columns `0..w` of lanes `0..planes.len()` of `part` into `planes`
-/// (`h × w` each), full 8-column blocks as 8 × 8 transposes.
+/// Row `r` of one part: lane `l` from `planes[l]`'s row `r` (zero past `w` and from row `h` on).
 #[inline(always)]
-pub(super) fn store<V: Vector>(
+fn load_row<V: Vector>(
     grid: &Grid,
-    part: &[f32],
+    row: &mut [f32],
+    r: usize,
     (h, w): (usize, usize),
-    planes: &mut [&mut [f32]],
+    planes: &[&[f32]; LANES],
 ) {
+    if r >= h {
+        row.fill(0.0);
+        return;
+    }
     let full = w / LANES * LANES;
-    for r in 0..h {
-        let row = &part[grid.row(r)];
-        for (b, points) in row[..full * LANES].chunks_exact(LANES * LANES).enumerate() {
-            let m = std::array::from_fn(|j| V::from_slice(&points[j * LANES..]));
-            for (plane, v) in planes.iter_mut().zip(V::transpose(m)) {
-                v.to_slice(&mut plane[r * w + b * LANES..]);
-            }
+    let rows: [&[f32]; LANES] = std::array::from_fn(|l| &planes[l][r * w..(r + 1) * w]);
+    let (blocks, rest) = row[..grid.row_width()].split_at_mut(full * LANES);
+    for (b, points) in blocks.chunks_exact_mut(LANES * LANES).enumerate() {
+        let m = std::array::from_fn(|l| V::from_slice(&rows[l][b * LANES..]));
+        for (point, v) in points.chunks_exact_mut(LANES).zip(V::transpose(m)) {
+            v.to_slice(point);
         }
-        for col in full..w {
-            for (l, plane) in planes.iter_mut().enumerate() {
-                plane[r * w + col] = row[col * LANES + l];
-            }
+    }
+    for (i, point) in rest.chunks_exact_mut(LANES).enumerate() {
+        let col = full + i;
+        for (l, value) in point.iter_mut().enumerate() {
+            *value = if col < w { rows[l][col] } else { 0.0 };
+        }
+    }
+}
+
+/// The column half of [`forward_2d`] (after [`load_rows`]).
+#[inline(always)]
+pub(super) fn forward_columns_2d<V: Vector>(plan: &Plan, s: &mut Spectrum) {
+    for block in (0..plan.grid.nw).step_by(COLUMN_BLOCK) {
+        forward_columns::<V>(plan, s, block);
+    }
+}
+
+/// The row half of [`inverse_2d`] on rows `0..h`, each row copied out as soon as it is
+/// transformed (while it is in the L1 cache): columns `0..w` of its lanes `0..planes.len()` into
+/// row `r` of `re_planes` (real part) and `im_planes` (imaginary part; `None`: not wanted), `h × w`
+/// each, full 8-column blocks as 8 × 8 transposes.
+#[inline(always)]
+pub(super) fn store_rows<V: Vector>(
+    plan: &Plan,
+    s: &mut Spectrum,
+    (h, w): (usize, usize),
+    re_planes: &mut [&mut [f32]],
+    mut im_planes: Option<&mut [&mut [f32]]>,
+) {
+    let grid = &plan.grid;
+    for r in 0..h {
+        let row = grid.row(r);
+        let (re, im) = (&mut s.re[row.clone()], &mut s.im[row]);
+        dit::<V, LANES>(re, im, grid.nw, LANES, &plan.rows);
+        store_row::<V>(re, r, w, re_planes);
+        if let Some(planes) = im_planes.as_deref_mut() {
+            store_row::<V>(im, r, w, planes);
+        }
+    }
+}
+
+/// Copies columns `0..w` of lanes `0..planes.len()` of one grid row into row `r` of `planes`.
+#[inline(always)]
+fn store_row<V: Vector>(row: &[f32], r: usize, w: usize, planes: &mut [&mut [f32]]) {
+    let full = w / LANES * LANES;
+    for (b, points) in row[..full * LANES].chunks_exact(LANES * LANES).enumerate() {
+        let m = std::array::from_fn(|j| V::from_slice(&points[j * LANES..]));
+        for (plane, v) in planes.iter_mut().zip(V::transpose(m)) {
+            v.to_slice(&mut plane[r * w + b * LANES..]);
+        }
+    }
+    for col in full..w {
+        for (l, plane) in planes.iter_mut().enumerate() {
+            plane[r * w + col] = row[col * LANES + l];
         }
     }
 }

@@ -46,7 +46,7 @@ use std::mem::MaybeUninit;
 use super::channelwise::ChannelwiseShape;
 use super::fft::{
     Grid, Plan, Spectrum, accumulate_correlation, accumulate_correlation_block, filter_columns,
-    forward_2d, forward_rows, inverse_2d, inverse_rows, load, product, store,
+    forward_2d, forward_columns_2d, inverse_2d, inverse_columns_2d, load_rows, product, store_rows,
 };
 use super::isa::Isa;
 use super::memory::{assume_init, uninit};
@@ -182,27 +182,27 @@ impl Planes {
 }
 
 impl Planes {
-    /// Writes the `h × w` planes of images `b` (the real part of `s`) and `b + 1` (its imaginary
-    /// part, if `b + 1 < batch`) for channel group `group` of `channels`.
+    /// Inverse row transforms of rows `0..h` of `s` (its columns done), each row then written to
+    /// the `h × w` planes of images `b` (the real part) and `b + 1` (the imaginary part, if
+    /// `b + 1 < batch`) for channel group `group` of `channels`.
     ///
     /// # Safety
     /// No other reference to these planes may exist meanwhile (each task owns its planes).
     #[inline(always)]
     unsafe fn store_pair<V: Vector>(
         &self,
-        grid: &Grid,
-        s: &Spectrum,
+        plan: &Plan,
+        s: &mut Spectrum,
         (b, batch, channels, group): (usize, usize, usize, usize),
         size: (usize, usize),
     ) {
         let lanes = LANES.min(channels - group * LANES);
-        for (image, part) in [(b, &s.re), (b + 1, &s.im)] {
-            if image < batch {
-                // SAFETY: the caller's guarantee.
-                let mut planes = unsafe { self.group(image, channels, group * LANES, lanes) };
-                store::<V>(grid, part, size, &mut planes);
-            }
-        }
+        // SAFETY: the caller's guarantee.
+        let mut first = unsafe { self.group(b, channels, group * LANES, lanes) };
+        // SAFETY: as above (image b + 1's planes are distinct from image b's).
+        let mut second =
+            (b + 1 < batch).then(|| unsafe { self.group(b + 1, channels, group * LANES, lanes) });
+        store_rows::<V>(plan, s, size, &mut first, second.as_deref_mut());
     }
 }
 
@@ -258,8 +258,8 @@ fn shared_input_spectrum<V: Vector>(
         shared_planes(x, zero, plane, n, b),
         shared_planes(x, zero, plane, n, b + 1),
     );
-    load::<V>(&plan.grid, &mut z, (shape.in_h, shape.in_w), &re, &im);
-    forward_2d::<V>(plan, &mut z, shape.in_h);
+    load_rows::<V>(plan, &mut z, (shape.in_h, shape.in_w), &re, &im);
+    forward_columns_2d::<V>(plan, &mut z);
     z
 }
 
@@ -387,30 +387,28 @@ fn shared_forward_task_body<V: Vector>(
     let (shape, g) = (t.shape, &t.plan.grid);
     let (c, n) = (shape.channels, shape.batch);
     product::<V>(g, y, z, t.filters);
-    inverse_2d::<V>(t.plan, y, 0..shape.out_h());
+    inverse_columns_2d::<V>(t.plan, y);
     // SAFETY: planes (b and b + 1, group's channels) belong to this task only.
     unsafe {
         t.out
-            .store_pair::<V>(g, y, (b, n, c, group), (shape.out_h(), shape.out_w()))
+            .store_pair::<V>(t.plan, y, (b, n, c, group), (shape.out_h(), shape.out_w()))
     };
 }
 
 /// Output planes of images `b`, `b + 1` in channel group `group`.
 #[inline(always)]
 fn forward_task_body<V: Vector>(t: &ForwardTask, b: usize, group: usize, z: &mut Spectrum) {
-    let (shape, g) = (t.shape, &t.plan.grid);
+    let shape = t.shape;
     let (c, n) = (shape.channels, shape.batch);
     let sizes = (shape.in_plane(), c, n);
     let re = group_planes(t.x, t.zero, sizes, b, group);
     let im = group_planes(t.x, t.zero, sizes, b + 1, group);
-    load::<V>(g, z, (shape.in_h, shape.in_w), &re, &im);
-    forward_rows::<V>(t.plan, z, shape.in_h);
+    load_rows::<V>(t.plan, z, (shape.in_h, shape.in_w), &re, &im);
     filter_columns::<V>(t.plan, z, (t.filters, false), |_, _| {});
-    inverse_rows::<V>(t.plan, z, 0..shape.out_h());
     // SAFETY: planes (b and b + 1, group's channels) belong to this task only.
     unsafe {
         t.out
-            .store_pair::<V>(g, z, (b, n, c, group), (shape.out_h(), shape.out_w()))
+            .store_pair::<V>(t.plan, z, (b, n, c, group), (shape.out_h(), shape.out_w()))
     };
 }
 
@@ -502,15 +500,14 @@ fn backward_group_body<V: Vector>(t: &BackwardTask, group: usize) -> Vec<f32> {
     for b in (0..n).step_by(2) {
         let re = group_planes(t.grad_out, t.zero, out_sizes, b, group);
         let im = group_planes(t.grad_out, t.zero, out_sizes, b + 1, group);
-        load::<V>(g, &mut grad, (shape.out_h(), shape.out_w()), &re, &im);
-        forward_rows::<V>(t.plan, &mut grad, shape.out_h());
+        load_rows::<V>(t.plan, &mut grad, (shape.out_h(), shape.out_w()), &re, &im);
         let x_spectrum = if let Some(spectra) = t.x_spectra {
             Some(&spectra[b / 2])
         } else if t.want_filter {
             let re = group_planes(t.x, t.zero, in_sizes, b, group);
             let im = group_planes(t.x, t.zero, in_sizes, b + 1, group);
-            load::<V>(g, &mut z, (shape.in_h, shape.in_w), &re, &im);
-            forward_2d::<V>(t.plan, &mut z, shape.in_h);
+            load_rows::<V>(t.plan, &mut z, (shape.in_h, shape.in_w), &re, &im);
+            forward_columns_2d::<V>(t.plan, &mut z);
             Some(&z)
         } else {
             None
@@ -522,11 +519,17 @@ fn backward_group_body<V: Vector>(t: &BackwardTask, group: usize) -> Vec<f32> {
                     accumulate_correlation_block::<V>(g, &mut acc, (grad, x), block);
                 }
             });
-            inverse_rows::<V>(t.plan, &mut grad, 0..shape.in_h);
             // SAFETY: planes (b and b + 1, group's channels) belong to this task only.
-            unsafe { grad_x.store_pair::<V>(g, &grad, (b, n, c, group), (shape.in_h, shape.in_w)) };
+            unsafe {
+                grad_x.store_pair::<V>(
+                    t.plan,
+                    &mut grad,
+                    (b, n, c, group),
+                    (shape.in_h, shape.in_w),
+                )
+            };
         } else if let Some(x) = x_spectrum {
-            forward_2d::<V>(t.plan, &mut grad, 0);
+            forward_columns_2d::<V>(t.plan, &mut grad);
             accumulate_correlation::<V>(g, &mut acc, &grad, x);
         }
     }

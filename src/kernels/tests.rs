@@ -23,6 +23,19 @@ fn run(
     )
 }
 
+/// A random input (N(0, 1)) and filter (N(0, 0.04)) of these shapes, and the conv options.
+fn random_conv(
+    x_shape: [usize; 4],
+    w_shape: [usize; 4],
+    padding: [usize; 2],
+    groups: usize,
+) -> (TensorData, TensorData, ConvOptions<2>) {
+    let device = Device::flex();
+    let x = Tensor::<4>::random(x_shape, Distribution::Normal(0.0, 1.0), &device).into_data();
+    let w = Tensor::<4>::random(w_shape, Distribution::Normal(0.0, 0.2), &device).into_data();
+    (x, w, ConvOptions::new([1, 1], padding, [1, 1], groups))
+}
+
 fn assert_matches_burn(
     x_shape: [usize; 4],
     w_shape: [usize; 4],
@@ -30,9 +43,7 @@ fn assert_matches_burn(
     groups: usize,
 ) {
     let device = Device::flex();
-    let x = Tensor::<4>::random(x_shape, Distribution::Normal(0.0, 1.0), &device).into_data();
-    let w = Tensor::<4>::random(w_shape, Distribution::Normal(0.0, 0.2), &device).into_data();
-    let options = ConvOptions::new([1, 1], padding, [1, 1], groups);
+    let (x, w, options) = random_conv(x_shape, w_shape, padding, groups);
     let out_shape = module::conv2d(
         Tensor::from_data(x.clone(), &device),
         Tensor::from_data(w.clone(), &device),
@@ -208,10 +219,7 @@ fn compare_with_burn(
     padding: [usize; 2],
     groups: usize,
 ) {
-    let device = Device::flex();
-    let x = Tensor::<4>::random(x_shape, Distribution::Normal(0.0, 1.0), &device).into_data();
-    let w = Tensor::<4>::random(w_shape, Distribution::Normal(0.0, 0.2), &device).into_data();
-    let options = ConvOptions::new([1, 1], padding, [1, 1], groups);
+    let (x, w, options) = random_conv(x_shape, w_shape, padding, groups);
     let probe = fixed_probe(&x, &w, &options);
     let burn = run(
         |x, w| module::conv2d(x, w, None, options.clone()),

@@ -24,6 +24,9 @@
 //! - [`readout`]: the Gaussian readout's bilinear read at each neuron's position dotted with its
 //!   feature vector, one pass per image instead of some forty burn ops over batch × neurons ×
 //!   channels intermediates (the point-pooled readout uses it once per pyramid level).
+//! - [`poisson`]: the Poisson loss in one parallel pass forward and one backward.
+//! - [`position_sampling`]: the Gaussian readout's training positions clamp(μ + Σz, −1, 1) in one
+//!   parallel pass forward and one backward instead of a dozen single-threaded burn ops.
 //! - [`factorized`]: the factorized readout's mask-and-feature read-out as one op, without its
 //!   batch × channels × neurons intermediate.
 //! - [`memory`]: allocator settings that keep freed activation buffers for reuse instead of
@@ -55,6 +58,8 @@ pub mod isa;
 mod matmul;
 pub mod memory;
 pub mod pointwise;
+pub mod poisson;
+pub mod position_sampling;
 pub mod readout;
 mod vector;
 
@@ -62,6 +67,8 @@ mod vector;
 mod fused_tests;
 #[cfg(test)]
 mod isa_tests;
+#[cfg(test)]
+mod objective_tests;
 #[cfg(test)]
 mod tests;
 
@@ -78,6 +85,8 @@ use pointwise::PointwiseConvBackend;
 use readout::BilinearReadoutBackend;
 
 pub use isa::{Isa, use_isa};
+pub use poisson::{poisson_loss, uses_poisson_kernel};
+pub use position_sampling::{sampled_positions, uses_position_kernel};
 
 /// 2-D convolution with stride 1, no dilation and no bias, as in every layer of the lurz2020
 /// core: `x` `[batch, in_channels, h, w]`, `weight` `[out_channels, in_channels / groups, kh, kw]`,

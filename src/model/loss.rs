@@ -4,6 +4,8 @@
 //! to terms that do not depend on ŷ, is ŷ − y·log(ŷ + ε); ε guards against log 0.
 
 use burn::tensor::Tensor;
+
+use crate::kernels;
 use serde::{Deserialize, Serialize};
 
 /// How the per-element losses are combined.
@@ -49,13 +51,17 @@ impl PoissonLoss {
     }
 }
 
-/// Σ or mean of ŷ − y·log(ŷ + ε).
+/// Σ or mean of ŷ − y·log(ŷ + ε) (one fused op on flex, f32: [`kernels::poisson_loss`]).
 pub fn poisson_loss(
     prediction: Tensor<2>,
     target: Tensor<2>,
     eps: f64,
     reduction: LossReduction,
 ) -> Tensor<1> {
+    if kernels::uses_poisson_kernel(&prediction, &target) {
+        let mean = reduction == LossReduction::Mean;
+        return kernels::poisson_loss(prediction, target, eps, mean);
+    }
     let elementwise = prediction
         .clone()
         .sub(target.detach().mul(prediction.add_scalar(eps).log()));

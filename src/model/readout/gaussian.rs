@@ -16,23 +16,13 @@ use serde::{Deserialize, Serialize};
 use super::bilinear::{bilinear_readout, clamp_positions, clamp_straight_through};
 use super::init_scheme::InitScheme;
 use super::linear::TorchLinear;
+use super::position_sampling::sampled_positions_ops;
+pub use super::position_sampling::{SamplingRng, draw_position_noise};
 use super::reduction::Reduction;
 use super::retinotopy::{GridPredictor, GridPredictorConfig};
+use crate::kernels;
 use crate::model::state_dict::{StateDict, StateDictError};
 use crate::model::tensor_util::{param_from_f64, tensor_from_f64, to_f64_vec, trainable_leaf};
-
-/// The random stream a model draws its training-mode noise from (the Gaussian readout's sampled
-/// positions). The trainer seeds one per epoch from the run seed, so a fit owns all of its
-/// randomness: nothing is drawn from a process-global generator.
-pub type SamplingRng = ChaCha8Rng;
-
-/// The standard normals of one training batch's position sampling: `batch · neurons · 2` values
-/// (row-major `[batch, neurons, 2]`) taken from `rng` in order.
-pub fn draw_position_noise(rng: &mut SamplingRng, batch: usize, neurons: usize) -> Vec<f32> {
-    (0..batch * neurons * 2)
-        .map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal))
-        .collect()
-}
 
 /// Shape of the covariance factor Σ (covariance ΣΣᵀ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -332,20 +322,15 @@ impl GaussianReadout {
         }
     }
 
-    /// Sampled positions (B, N, 2) for standard-normal draws `z` (B, N, 2): clamp(μ + Σz, −1, 1).
+    /// Sampled positions (B, N, 2) for standard-normal draws `z` (B, N, 2): clamp(μ + Σz, −1, 1)
+    /// (one fused op on flex, f32: [`kernels::sampled_positions`]).
     pub fn sampled_positions(&self, z: Tensor<3>) -> Tensor<3> {
-        let [b, n, _] = z.dims();
-        let mu = self.mean_positions().unsqueeze_dim::<3>(0);
+        let mu = self.mean_positions();
         let sigma = self.sigma.val();
-        let offsets = match self.settings.gauss_type {
-            // off[b,n,c] = Σ_d sigma[n,c,d]·z[b,n,d]
-            GaussType::Full => (sigma.unsqueeze_dim::<4>(0) * z.unsqueeze_dim::<4>(2))
-                .sum_dim(3)
-                .reshape([b, n, 2]),
-            GaussType::Uncorrelated => sigma.reshape([1, n, 2]) * z,
-            GaussType::Isotropic => sigma.reshape([1, n, 1]) * z,
-        };
-        clamp_positions(mu + offsets)
+        if kernels::uses_position_kernel(&mu, &sigma, &z) {
+            return kernels::sampled_positions(mu, sigma, z);
+        }
+        sampled_positions_ops(mu, sigma, z)
     }
 
     /// Responses (B, N). With `noise` (training) one position per image and neuron is drawn as

@@ -1,6 +1,7 @@
 //! Readouts: how each neuron's response is read from the core's feature map.
 //!
 //! - [`gaussian`]: one learned (sampled) position per neuron, Lurz et al. 2020.
+//! - [`position_sampling`]: training positions μ + Σz by the reparameterisation trick.
 //! - [`retinotopy`]: positions predicted from cortical coordinates.
 //! - [`feature_sharing`]: matched neurons of several scans share feature vectors.
 //! - [`factorized`]: spatial mask × feature vector, Klindt et al. 2017.
@@ -17,6 +18,7 @@ mod init_scheme;
 pub mod linear;
 pub mod multi;
 pub mod point_pooled;
+pub mod position_sampling;
 mod reduction;
 pub mod retinotopy;
 pub mod rf_mapping;

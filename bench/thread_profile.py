@@ -6,7 +6,9 @@ Samples the run with `perf record` (every thread, at 999 Hz), then cuts the stea
 of the rayon worker threads were busy (a thread counts as busy in a slice when it has at least 40 %
 of the samples a fully busy thread would have). A slice where fewer workers than `--threads` are
 busy is time the step ran (partly) serially: the main thread building the autodiff graph,
-allocating, or a kernel that does not split its work evenly.
+allocating, or a kernel that does not split its work evenly. Idle rayon workers spin for a while
+before they sleep, so short serial stretches on the main thread (burn ops between kernels) leave
+both workers looking busy: the main thread's share is the better measure of those.
 
     python3 bench/thread_profile.py [--threads 2] [--steps 10] [--cortexfit target/release/cortexfit]
 

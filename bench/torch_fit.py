@@ -11,7 +11,8 @@ Set-up as for torch_reference.py (`pip install torch neuralpredictors torchvisio
 
 Usage:
     python3 bench/torch_fit.py --data ../shared/data/lurz2020_static20457-5-9 --threads 2 \
-        [--seed 1] [--max-epochs 200] [--max-minutes M] [--target 0.2949] > torch_fit.jsonl
+        [--seed 1] [--max-epochs 200] [--max-minutes M] [--target 0.2949] \
+        [--layout channels_last|default] > torch_fit.jsonl
 
 `--target C` stops at the first epoch whose validation correlation reaches C (the time to
 accuracy); without it the fit runs to early stopping like the reference trainer. Differences from
@@ -78,7 +79,11 @@ def build(dataset, first_batch_responses):
     return torch.nn.ModuleDict({"core": core, "readout": readout})
 
 
+MEMORY_FORMAT = torch.contiguous_format
+
+
 def forward(model, images):
+    images = images.contiguous(memory_format=MEMORY_FORMAT)
     return F.elu(model["readout"](model["core"](images))) + 1
 
 
@@ -106,13 +111,19 @@ def main():
     ap.add_argument("--max-epochs", type=int, default=200)
     ap.add_argument("--max-minutes", type=float)
     ap.add_argument("--target", type=float)
+    ap.add_argument("--layout", choices=["default", "channels_last"], default="channels_last",
+                    help="activation layout (channels_last: PyTorch's faster one for this model's "
+                    "training step on CPU, see bench/compare.py)")
     args = ap.parse_args()
+    global MEMORY_FORMAT
+    if args.layout == "channels_last":
+        MEMORY_FORMAT = torch.channels_last
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     start = time.perf_counter()
     dataset, train, validation = loaders(args.data, 64, args.seed)
-    model = build(dataset, next(iter(train))[1])
+    model = build(dataset, next(iter(train))[1]).to(memory_format=MEMORY_FORMAT)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.005)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=0.3, patience=5, threshold=1e-6, threshold_mode="abs",
